@@ -1,0 +1,146 @@
+"""The `melbench` command line. Each subcommand is a thin layer over a library function."""
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.config import parse_overrides
+from benchmark.errors import MelbenchError
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from benchmark.registry import available_upstreams, describe
+    from benchmark.tasks import load_tasks
+
+    print("upstreams:")
+    for name, path in available_upstreams().items():
+        print(f"  {name:<14} {describe(name)}")
+    print(f"tasks ({args.tasks}):")
+    for name, spec in load_tasks(args.tasks).items():
+        print(f"  {name:<14} {spec.level}/{spec.labels}, {spec.dataset}: {spec.description}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from benchmark.check import check_upstream
+    from benchmark.registry import load_upstream
+
+    upstream = load_upstream(args.upstream, parse_overrides(args.set))
+    results = check_upstream(upstream)
+    for r in results:
+        print(f"  {'PASS' if r.passed else 'FAIL'}  {r.name:<20} {r.detail}")
+    failed = [r.name for r in results if not r.passed]
+    print(f"{args.upstream}: {len(results) - len(failed)} of {len(results)} checks passed")
+    return 1 if failed else 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from benchmark.audio import find_audio_files
+    from benchmark.extract import extract_files
+
+    files = find_audio_files(args.audio)
+    report = extract_files(args.upstream, parse_overrides(args.set), files, layers=args.layers, progress=not args.quiet)
+    for item in report.items:
+        note = "cached" if item.cached else "extracted"
+        print(f"{item.path}: {item.shape} ({item.duration_s:.2f} s, {note}) -> {item.feature_path}")
+        if args.out:
+            out = Path(args.out) / f"{item.path.stem}.npy"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            np.save(out, np.load(item.feature_path))
+    for path, reason in report.skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    hits = sum(i.cached for i in report.items)
+    speed = f"{report.realtime_factor:.0f}x realtime" if report.extract_s > 0 else "no extraction needed"
+    print(f"{len(report.items)} files ({hits} from cache), {len(report.skipped)} skipped; {speed}")
+    return 1 if report.skipped and not report.items else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from benchmark.demo import run_demo
+
+    r = run_demo(args.upstream, progress=not args.quiet)
+    print(f"demo ({args.upstream}, linear probe on mean+std pooled frames, synthetic timbres):")
+    print(f"  train {r.n_train} clips, test {r.n_test} clips; cache hits {r.cache_hits}")
+    print(f"  test accuracy {r.accuracy:.3f}, macro-F1 {r.macro_f1:.3f} (chance {r.chance:.3f})")
+    if r.extract_x_realtime == r.extract_x_realtime:  # not NaN: something was extracted
+        print(f"  extraction {r.extract_x_realtime:.0f}x realtime")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="melbench",
+        description="Benchmark self-supervised Mel-spectrogram upstreams against the spectrogram itself.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_set(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="upstream option (repeatable)"
+        )
+
+    p = sub.add_parser("list", help="list discovered upstreams and the tasks in tasks.yaml")
+    p.add_argument("--tasks", default=str(Path(__file__).resolve().parent.parent / "tasks.yaml"), help="tasks file")
+    p.set_defaults(fn=cmd_list)
+
+    p = sub.add_parser(
+        "check",
+        help="validate an upstream against the contract",
+        description="Run the contract checks (declared facts, frames vs duration, dtype, NaN/Inf, "
+        "determinism, batch vs single, silence, very short input, layers). Exit 1 on any failure.",
+    )
+    p.add_argument("upstream", help="upstream name (see `melbench list`) or dotted module path")
+    add_set(p)
+    p.set_defaults(fn=cmd_check)
+
+    p = sub.add_parser(
+        "extract",
+        help="extract features of a file or folder (cached under $MELBENCH_HOME)",
+        description="Extract frame features for an audio file or every audio file under a folder. "
+        "Features are cached per upstream configuration and file content; prints each shape and "
+        "the throughput in x realtime.",
+    )
+    p.add_argument("upstream", help="upstream name or dotted module path")
+    p.add_argument("audio", help="audio file or folder")
+    p.add_argument("--out", help="also write <stem>.npy files to this folder")
+    p.add_argument("--layers", action="store_true", help="keep every hidden layer: (layers, frames, dim)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_set(p)
+    p.set_defaults(fn=cmd_extract)
+
+    p = sub.add_parser(
+        "demo",
+        help="tiny built-in demo: synthetic timbres, cached features, a linear probe",
+        description="Smoke test of the whole data flow on synthetic clips; not a benchmark result.",
+    )
+    p.add_argument("--upstream", default="mel", help="upstream name (default: mel)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `melbench` console script.
+
+    Args:
+        argv: arguments (default `sys.argv[1:]`).
+
+    Returns:
+        Exit code: 0 success, 1 a check or job failed, 2 a usage or input error.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except MelbenchError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"melbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("melbench: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,118 @@
+"""`tasks.yaml`: which tasks `melbench run` evaluates, loaded into frozen dataclasses.
+
+Unknown keys and wrong types are rejected with the file, line and the known keys.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.config import build_config
+from benchmark.errors import MelbenchError
+
+DEFAULT_TASKS_FILE = Path(__file__).resolve().parent.parent / "tasks.yaml"
+LEVELS = ("frame", "clip")
+LABEL_TYPES = ("multiclass", "multilabel")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One downstream task.
+
+    Attributes:
+        dataset: the dataset it reads (embedded name or manifest path).
+        level: "frame" (a label per frame) or "clip" (a label set per clip).
+        labels: "multiclass" or "multilabel".
+        metrics: metric names; the first is the headline figure.
+        probe: "linear" or "mlp".
+        fractions: label fractions of the training split, each in (0, 1].
+        seeds: seeds per fraction.
+        description: one line for `melbench list`.
+    """
+
+    dataset: str
+    level: str
+    labels: str
+    metrics: tuple[str, ...]
+    probe: str = "linear"
+    fractions: tuple[float, ...] = (0.01, 0.05, 0.1, 1.0)
+    seeds: int = 3
+    description: str = ""
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _mapping(node: yaml.Node, where: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise MelbenchError(f"{where}:{_line(node)}: expected a mapping")
+    return {k.value: (k, v) for k, v in node.value}
+
+
+def load_tasks(path: str | Path = DEFAULT_TASKS_FILE) -> dict[str, TaskSpec]:
+    """Read a tasks file.
+
+    Args:
+        path: the YAML file (top-level keys `defaults` and `tasks`).
+
+    Returns:
+        `{task name: TaskSpec}` in file order.
+
+    Raises:
+        MelbenchError: the file is missing, not YAML, or has an unknown key or bad value
+            (the message names the file and line).
+    """
+    path = Path(path)
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise MelbenchError(f"{path}: cannot read tasks file ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise MelbenchError(f"{path}: not valid YAML ({err})") from None
+    if root is None:
+        raise MelbenchError(f"{path}: empty tasks file")
+    top = _mapping(root, str(path))
+    for key, (knode, _) in top.items():
+        if key not in ("defaults", "tasks"):
+            raise MelbenchError(f"{path}:{_line(knode)}: unknown top-level key {key!r}; known: defaults, tasks")
+    if "tasks" not in top:
+        raise MelbenchError(f"{path}: no 'tasks' section")
+    known = [f.name for f in dataclasses.fields(TaskSpec)]
+    defaults: dict[str, Any] = {}
+    if "defaults" in top:
+        defaults = _checked(top["defaults"][1], known, f"{path}", "defaults")
+    tasks = {}
+    for name, (knode, vnode) in _mapping(top["tasks"][1], str(path)).items():
+        values = {**defaults, **_checked(vnode, known, str(path), f"task {name!r}")}
+        where = f"{path}:{_line(knode)}: task {name!r}"
+        spec = build_config(TaskSpec, values, what=f"{where}:")
+        _validate(spec, where)
+        tasks[name] = spec
+    return tasks
+
+
+def _checked(node: yaml.Node, known: list[str], path: str, what: str) -> dict[str, Any]:
+    """A mapping node's values as Python data, rejecting unknown keys with their line."""
+    for key, (knode, _) in _mapping(node, path).items():
+        if key not in known:
+            raise MelbenchError(f"{path}:{_line(knode)}: unknown key {key!r} in {what}; known: {', '.join(known)}")
+    data = yaml.safe_load(yaml.serialize(node))
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
+def _validate(spec: TaskSpec, where: str) -> None:
+    if spec.level not in LEVELS:
+        raise MelbenchError(f"{where}: level must be one of {', '.join(LEVELS)}, got {spec.level!r}")
+    if spec.labels not in LABEL_TYPES:
+        raise MelbenchError(f"{where}: labels must be one of {', '.join(LABEL_TYPES)}, got {spec.labels!r}")
+    if not spec.metrics:
+        raise MelbenchError(f"{where}: metrics must name at least one metric")
+    bad = [f for f in spec.fractions if not 0 < f <= 1]
+    if bad or not spec.fractions:
+        raise MelbenchError(f"{where}: fractions must be in (0, 1], got {list(spec.fractions)}")
+    if spec.seeds < 1:
+        raise MelbenchError(f"{where}: seeds must be >= 1, got {spec.seeds}")

@@ -1,0 +1,100 @@
+"""The upstream contract: what every file in `upstreams/` provides.
+
+A module `upstreams/<name>.py` defines `load(**options) -> Upstream`. The returned object
+declares its facts and extracts frame features; the harness does the rest (reading and
+resampling audio, batching, caching, pooling). See `upstreams/_template.py`.
+
+Facts:
+    sample_rate (int): the rate `extract` expects, in Hz; the harness resamples to it.
+    frame_rate (float): output frames per second.
+    feature_dim (int): size of each output frame.
+    num_layers (int, optional, default 1): hidden states available with `layers=True`.
+
+Methods:
+    extract(wave, layers=False): `(n_samples,)` float32 tensor in; `(n_frames, feature_dim)`
+        float32 tensor out, with `n_frames` within one frame of `duration * frame_rate`.
+        With `layers=True`: `(num_layers, n_frames, feature_dim)`.
+    extract_batch(waves, lengths, layers=False) (optional): `(batch, max_samples)` zero-padded
+        waves and their `(batch,)` lengths in; `(batch, max_frames, feature_dim)` (or
+        `(batch, num_layers, max_frames, feature_dim)`) and `(batch,)` frame counts out. It must
+        agree with `extract` on every clip's valid frames.
+"""
+
+import torch
+
+
+class Upstream:
+    """Optional base class: sensible defaults for `num_layers` and `extract_batch`."""
+
+    sample_rate: int
+    frame_rate: float
+    feature_dim: int
+    num_layers: int = 1
+
+    def extract(self, wave: torch.Tensor, layers: bool = False) -> torch.Tensor:
+        """Frame features of one mono clip (see the module docstring)."""
+        raise NotImplementedError
+
+    def extract_batch(
+        self, waves: torch.Tensor, lengths: torch.Tensor, layers: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame features of a zero-padded batch (see the module docstring)."""
+        return loop_extract_batch(self, waves, lengths, layers)
+
+
+def loop_extract_batch(
+    upstream: object, waves: torch.Tensor, lengths: torch.Tensor, layers: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batched path for upstreams without one: `extract` on each clip, then pad.
+
+    Args:
+        upstream: any object with `extract`.
+        waves: `(batch, max_samples)` float32, zero-padded.
+        lengths: `(batch,)` valid samples per clip.
+        layers: return every hidden layer.
+
+    Returns:
+        Features `(batch, max_frames, dim)` (or `(batch, layers, max_frames, dim)`), zero-padded,
+        and `(batch,)` frame counts.
+    """
+    outs = [upstream.extract(w[: int(n)], layers=layers) for w, n in zip(waves, lengths)]
+    frames = torch.tensor([o.shape[-2] for o in outs], dtype=torch.long)
+    max_frames = int(frames.max()) if len(outs) else 0
+    padded = [torch.nn.functional.pad(o, (0, 0, 0, max_frames - o.shape[-2])) for o in outs]
+    return torch.stack(padded), frames
+
+
+def batch_extract(
+    upstream: object, waves: torch.Tensor, lengths: torch.Tensor, layers: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Call the upstream's `extract_batch` if it has one, else `loop_extract_batch`.
+
+    Args:
+        upstream: a loaded upstream.
+        waves: `(batch, max_samples)` float32, zero-padded.
+        lengths: `(batch,)` valid samples per clip.
+        layers: return every hidden layer.
+
+    Returns:
+        As `loop_extract_batch`.
+    """
+    fn = getattr(upstream, "extract_batch", None)
+    if fn is None:
+        return loop_extract_batch(upstream, waves, lengths, layers)
+    return fn(waves, lengths, layers=layers)
+
+
+def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad 1-D clips into one batch.
+
+    Args:
+        waves: `(n_samples_i,)` tensors.
+
+    Returns:
+        `(batch, max_samples)` padded waves and `(batch,)` lengths.
+    """
+    lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    out = torch.zeros(len(waves), int(lengths.max()) if waves else 0)
+    for i, w in enumerate(waves):
+        out[i, : len(w)] = w
+    return out, lengths

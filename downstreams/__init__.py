@@ -1,0 +1,1 @@
+"""Downstreams: probes trained on frozen, cached upstream features."""
