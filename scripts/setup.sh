@@ -19,6 +19,10 @@ fi
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-# pip is quiet when everything is already installed.
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+# torch/torchaudio come pinned from pyproject.toml; on these machines pip takes torch from local disk.
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >.venv/pip-install.log 2>&1; then
+  grep -v "^WARNING: Location" .venv/pip-install.log >&2
+  echo "setup: pip install failed (full log: .venv/pip-install.log)" >&2
+  exit 1
+fi
 .venv/bin/python -c "import torch, torchaudio, benchmark; print('setup: ok, torch', torch.__version__, 'torchaudio', torchaudio.__version__)"
