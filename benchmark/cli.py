@@ -40,7 +40,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from benchmark.audio import find_audio_files
     from benchmark.extract import extract_files
+    from benchmark.registry import load_module
 
+    load_module(args.upstream)  # an unknown upstream is reported before the files are searched
     files = find_audio_files(args.audio)
     report = extract_files(args.upstream, parse_overrides(args.set), files, layers=args.layers, progress=not args.quiet)
     for item in report.items:

@@ -1,0 +1,122 @@
+"""Feature cache, extraction driver, config overrides, tasks file, and the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from benchmark.cache import FeatureCache, cache_key
+from benchmark.cli import main
+from benchmark.config import build_config, parse_overrides
+from benchmark.errors import MelbenchError
+from benchmark.extract import extract_files
+from benchmark.tasks import TaskSpec, load_tasks
+from tests.conftest import sine
+
+
+def test_second_extraction_hits_the_cache(tmp_path: Path, wav_file: Path, melbench_home: Path) -> None:
+    first = extract_files("mel", {}, [wav_file], progress=False)
+    assert [i.cached for i in first.items] == [False]
+    second = extract_files("mel", {}, [wav_file], progress=False)
+    assert [i.cached for i in second.items] == [True]
+    assert second.extracted_audio_s == 0
+    assert first.items[0].feature_path == second.items[0].feature_path
+    assert melbench_home in first.items[0].feature_path.parents
+    feats = np.load(first.items[0].feature_path)
+    assert feats.shape == (151, 80) and feats.dtype == np.float32
+    # A renamed copy hits (content-addressed); other options miss.
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(wav_file.read_bytes())
+    assert extract_files("mel", {}, [copy], progress=False).items[0].cached
+    assert not extract_files("mel", {"n_mels": 40}, [wav_file], progress=False).items[0].cached
+
+
+def test_cache_key_is_recorded_and_corrupt_entries_are_rewritten(wav_file: Path, melbench_home: Path) -> None:
+    report = extract_files("mel", {}, [wav_file], progress=False)
+    entry = report.items[0].feature_path
+    key = json.loads((entry.parent.parent / "key.json").read_text())
+    assert key["upstream"] == "mel" and key["options"] == {} and key["layers"] is False
+    entry.write_bytes(entry.read_bytes()[:50])  # a torn write from some other tool
+    again = extract_files("mel", {}, [wav_file], progress=False)
+    assert not again.items[0].cached
+    assert np.load(entry).shape == (151, 80)
+
+
+def test_checkpoint_hash_is_part_of_the_key(tmp_path: Path) -> None:
+    ckpt = tmp_path / "model.safetensors"
+    ckpt.write_bytes(b"weights-1")
+    a = FeatureCache(cache_key("x", {"checkpoint": ckpt}, False))
+    ckpt.write_bytes(b"weights-2")
+    b = FeatureCache(cache_key("x", {"checkpoint": ckpt}, False))
+    assert a.key["checkpoint_sha256"] != b.key["checkpoint_sha256"] and a.dir != b.dir
+    assert "checkpoint" not in a.key["options"]
+
+
+def test_one_bad_file_does_not_lose_the_rest(tmp_path: Path, wav_file: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....garbage")
+    report = extract_files("mel", {}, [bad, wav_file], progress=False)
+    assert [i.path for i in report.items] == [wav_file]
+    assert report.skipped[0][0] == str(bad) and "cannot read audio" in report.skipped[0][1]
+
+
+def test_overrides_are_typed() -> None:
+    assert parse_overrides(["a=3", "b=0.5", "c=true", "d=text", "e="]) == {"a": 3, "b": 0.5, "c": True, "d": "text", "e": ""}
+    with pytest.raises(MelbenchError, match="expected key=value"):
+        parse_overrides(["novalue"])
+    spec = build_config(TaskSpec, {"dataset": "d", "level": "clip", "labels": "multiclass", "metrics": ["acc"], "seeds": 2})
+    assert spec.metrics == ("acc",) and spec.fractions == (0.01, 0.05, 0.1, 1.0)
+    with pytest.raises(MelbenchError, match="option 'seeds': expected int, got 2.5"):
+        build_config(TaskSpec, {"dataset": "d", "level": "clip", "labels": "x", "metrics": [], "seeds": 2.5})
+
+
+def test_tasks_file_rejects_unknown_keys_with_line(tmp_path: Path) -> None:
+    assert "demo" in load_tasks()
+    bad = tmp_path / "tasks.yaml"
+    bad.write_text("tasks:\n  t:\n    dataset: d\n    level: clip\n    labels: multiclass\n    metric: [acc]\n")
+    with pytest.raises(MelbenchError, match=r"tasks.yaml:6: unknown key 'metric' in task 't'; known: dataset"):
+        load_tasks(bad)
+    bad.write_text("tasks:\n  t: {dataset: d, level: song, labels: multiclass, metrics: [a]}\n")
+    with pytest.raises(MelbenchError, match="tasks.yaml:2: task 't': level must be one of frame, clip, got 'song'"):
+        load_tasks(bad)
+
+
+def test_cli_extract_list_check(tmp_path: Path, wav_file: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["extract", "mel", str(wav_file), "--quiet", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "(151, 80)" in out and "x realtime" in out
+    assert np.load(tmp_path / "out" / "tone.npy").shape == (151, 80)
+    assert main(["list"]) == 0
+    assert "mel" in capsys.readouterr().out
+    assert main(["check", "mel"]) == 0
+    assert "7 of 7 checks passed" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["extract", "nope", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("melbench: error: unknown upstream 'nope'; known: ") and "mel" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["extract", "mel", str(tmp_path / "missing.wav")]) == 2
+    assert "missing.wav: no such file or folder" in capsys.readouterr().err
+
+
+def test_console_script_and_module_entry(wav_file: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    for cmd in ([str(bin_dir / "melbench")], [sys.executable, "-m", "benchmark"]):
+        proc = subprocess.run([*cmd, "extract", "mel", str(wav_file), "--quiet"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "(151, 80)" in proc.stdout
+
+
+def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture) -> None:
+    assert main(["demo", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("test accuracy ")[1].split(",")[0])
+    assert accuracy > 0.5  # well above chance (0.333) on 20 test clips
+    assert main(["demo", "--quiet"]) == 0
+    assert "cache hits 60" in capsys.readouterr().out
