@@ -10,6 +10,8 @@ import numpy as np
 from benchmark.config import parse_overrides
 from benchmark.errors import MelbenchError
 
+DEFAULT_TASKS = Path(__file__).resolve().parent.parent / "tasks.yaml"
+
 
 def cmd_list(args: argparse.Namespace) -> int:
     from benchmark.registry import available_upstreams, describe
@@ -60,15 +62,46 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 1 if report.skipped and not report.items else 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from benchmark.demo import run_demo
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
 
-    r = run_demo(args.upstream, progress=not args.quiet)
-    print(f"demo ({args.upstream}, linear probe on mean+std pooled frames, synthetic timbres):")
-    print(f"  train {r.n_train} clips, test {r.n_test} clips; cache hits {r.cache_hits}")
-    print(f"  test accuracy {r.accuracy:.3f}, macro-F1 {r.macro_f1:.3f} (chance {r.chance:.3f})")
-    if r.extract_x_realtime == r.extract_x_realtime:  # not NaN: something was extracted
-        print(f"  extraction {r.extract_x_realtime:.0f}x realtime")
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.registry import available_upstreams
+    from benchmark.run import RunConfig, run_all
+    from benchmark.tasks import load_tasks
+
+    tasks = load_tasks(args.tasks_file)
+    if args.tasks:
+        unknown = [t for t in _csv(args.tasks) if t not in tasks]
+        if unknown:
+            raise MelbenchError(f"unknown task {unknown[0]!r}; known: {', '.join(tasks)}")
+        tasks = {t: tasks[t] for t in _csv(args.tasks)}
+    fractions = None
+    if args.fractions:
+        try:
+            fractions = tuple(float(f) for f in _csv(args.fractions))
+        except ValueError:
+            raise MelbenchError(f"--fractions {args.fractions!r}: expected numbers like 0.01,0.1,1") from None
+        if not all(0 < f <= 1 for f in fractions):
+            raise MelbenchError(f"--fractions {args.fractions!r}: each must be in (0, 1]")
+    if args.seeds is not None and args.seeds < 1:
+        raise MelbenchError(f"--seeds {args.seeds}: must be >= 1")
+    upstreams = _csv(args.upstreams) if args.upstreams else tuple(available_upstreams())
+    cfg = RunConfig(
+        upstreams=upstreams, tasks=tasks, out_dir=Path(args.out), quick=args.quick, fractions=fractions,
+        seeds=args.seeds, layer_sweep=not args.no_layer_sweep, progress=not args.quiet,
+    )
+    counts = run_all(cfg)
+    print(f"results in {args.out}/: leaderboard.md, leaderboard.csv, low_data_*.png, REPORT.md")
+    return 1 if counts["failed_pairs"] else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.report import write_report
+
+    for path in write_report(Path(args.out)):
+        print(path)
     return 0
 
 
@@ -87,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     p = sub.add_parser("list", help="list discovered upstreams and the tasks in tasks.yaml")
-    p.add_argument("--tasks", default=str(Path(__file__).resolve().parent.parent / "tasks.yaml"), help="tasks file")
+    p.add_argument("--tasks", default=str(DEFAULT_TASKS), help="tasks file")
     p.set_defaults(fn=cmd_list)
 
     p = sub.add_parser(
@@ -116,13 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_extract)
 
     p = sub.add_parser(
-        "demo",
-        help="tiny built-in demo: synthetic timbres, cached features, a linear probe",
-        description="Smoke test of the whole data flow on synthetic clips; not a benchmark result.",
+        "run",
+        help="the whole benchmark: features, probes at every label fraction and seed, report",
+        description="Run every (upstream, task, label fraction, seed) in tasks.yaml: prepare each upstream "
+        "(its pretrained checkpoint), extract and cache features, train probes, append each result to "
+        "OUT/runs.jsonl, and write the report. Started again after a kill, it skips what is done.",
     )
-    p.add_argument("--upstream", default="mel", help="upstream name (default: mel)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(fn=cmd_demo)
+    p.add_argument("--quick", action="store_true", help="quick corpus and tiny presets: a few minutes on 2 cores")
+    p.add_argument("--upstreams", help="comma-separated upstream names (default: all discovered)")
+    p.add_argument("--tasks", help="comma-separated task names (default: all in the tasks file)")
+    p.add_argument("--fractions", help="comma-separated label fractions, overriding the tasks file")
+    p.add_argument("--seeds", type=int, help="seeds per fraction, overriding the tasks file")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--tasks-file", default=str(DEFAULT_TASKS), help="tasks file (default: the repo's tasks.yaml)")
+    p.add_argument("--no-layer-sweep", action="store_true", help="skip the per-layer probes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("report", help="regenerate tables, plots and REPORT.md from OUT/runs.jsonl")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.set_defaults(fn=cmd_report)
     return parser
 
 

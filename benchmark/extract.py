@@ -32,6 +32,7 @@ class ExtractReport:
 
     items: list[ItemResult] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    frame_rate: float = 0.0  # the upstream's frames per second
     extract_s: float = 0.0  # wall time spent in upstream.extract (cache misses only)
     extracted_audio_s: float = 0.0  # audio duration behind those misses
 
@@ -80,7 +81,7 @@ def extract_files(
     """
     upstream = load_upstream(upstream_name, options)
     cache = FeatureCache(cache_key(upstream_name, options, layers), cache_root)
-    report = ExtractReport()
+    report = ExtractReport(frame_rate=float(upstream.frame_rate))
     for path in tqdm(files, desc=f"extract {upstream_name}", unit="file", disable=not progress):
         try:
             try:

@@ -91,14 +91,19 @@ def bootstrap(
     Returns:
         `(n_boot,)` metric values; the resamples depend only on `units` and the fixed seed.
     """
+    import sklearn
+
     unit_ids, inverse = np.unique(units, return_inverse=True)
     rows_of = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     values = np.empty(n_boot)
-    for b in range(n_boot):
-        pick = rng.integers(0, len(unit_ids), len(unit_ids))
-        rows = np.concatenate([rows_of[u] for u in pick])
-        values[b] = metric(y[rows], scores[rows], classes)
+    # The inputs were validated by the point estimate; skipping sklearn's per-call checks
+    # makes the 200 replicates several times faster.
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        for b in range(n_boot):
+            pick = rng.integers(0, len(unit_ids), len(unit_ids))
+            rows = np.concatenate([rows_of[u] for u in pick])
+            values[b] = metric(y[rows], scores[rows], classes)
     return values
 
 

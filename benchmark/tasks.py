@@ -109,8 +109,15 @@ def _validate(spec: TaskSpec, where: str) -> None:
         raise MelbenchError(f"{where}: level must be one of {', '.join(LEVELS)}, got {spec.level!r}")
     if spec.labels not in LABEL_TYPES:
         raise MelbenchError(f"{where}: labels must be one of {', '.join(LABEL_TYPES)}, got {spec.labels!r}")
+    from benchmark.metrics import METRICS
+
     if not spec.metrics:
         raise MelbenchError(f"{where}: metrics must name at least one metric")
+    unknown = [m for m in spec.metrics if m not in METRICS]
+    if unknown:
+        raise MelbenchError(f"{where}: unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
+    if spec.probe not in ("linear", "mlp"):
+        raise MelbenchError(f"{where}: probe must be linear or mlp, got {spec.probe!r}")
     bad = [f for f in spec.fractions if not 0 < f <= 1]
     if bad or not spec.fractions:
         raise MelbenchError(f"{where}: fractions must be in (0, 1], got {list(spec.fractions)}")

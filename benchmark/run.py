@@ -1,0 +1,221 @@
+"""`melbench run`: features once per (upstream, dataset), then probes for every
+(task, label fraction, seed), each recorded in runs.jsonl; finally the report.
+
+Resuming: features come from the cache and a probe run already in runs.jsonl is skipped, so a
+killed run started again redoes at most the probe that was in flight.
+
+An upstream module may define `prepare(quick: bool) -> dict` returning the `load` options
+`melbench run` should use (for a self-supervised model: its pretrained checkpoint, pretraining
+it first if missing). Upstreams without it are loaded with no options.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmark import __version__
+from benchmark.cache import cache_key, file_sha256
+from benchmark.dataset import Dataset, load_dataset_dir
+from benchmark.errors import MelbenchError
+from benchmark.extract import extract_files
+from benchmark.metrics import METRICS, bootstrap, percentile_ci
+from benchmark.registry import available_upstreams, load_module
+from benchmark.runs import RunLog, git_revision, now_utc, run_id
+from benchmark.subsets import low_data_subset
+from benchmark.taskdata import Rows, build_rows
+from benchmark.tasks import TaskSpec
+from downstreams.probes import ProbeConfig, train_probe
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one `melbench run` covers.
+
+    Attributes:
+        upstreams: upstream names (default: every discovered one).
+        tasks: task specs by name.
+        out_dir: results folder.
+        quick: quick corpus and tiny presets.
+        fractions: label fractions overriding each task's.
+        seeds: seeds per fraction overriding each task's.
+        layer_sweep: also probe each layer separately (largest fraction, first seed).
+        progress: show progress bars.
+    """
+
+    upstreams: tuple[str, ...]
+    tasks: dict[str, TaskSpec]
+    out_dir: Path
+    quick: bool = False
+    fractions: tuple[float, ...] | None = None
+    seeds: int | None = None
+    layer_sweep: bool = True
+    progress: bool = True
+
+
+def resolve_dataset(name: str, quick: bool) -> Dataset:
+    """Load a task's dataset: the built-in demo, an embedded dataset, or a manifest path.
+
+    Args:
+        name: dataset name or path.
+        quick: use the quick build of embedded datasets.
+
+    Returns:
+        The dataset.
+    """
+    if name == "demo":
+        from benchmark.demo import build_demo_dataset
+
+        return load_dataset_dir(build_demo_dataset())
+    if Path(name).is_dir():
+        return load_dataset_dir(name)
+    try:
+        from benchmark.datasets import load_dataset
+    except ImportError:
+        raise MelbenchError(f"dataset {name!r}: embedded datasets are not available in this install") from None
+    return load_dataset(name, quick=quick)
+
+
+def prepare_upstream(name: str, quick: bool) -> dict[str, Any]:
+    """The `load` options `melbench run` uses for an upstream (see the module docstring)."""
+    module = load_module(name)
+    prepare = getattr(module, "prepare", None)
+    return dict(prepare(quick=quick)) if prepare else {}
+
+
+def _probe_config(spec: TaskSpec, layer: int | None) -> ProbeConfig:
+    # Frame-level tasks have ~100 rows per second of audio: larger batches, same step budget.
+    batch = 1024 if spec.level == "frame" else 256
+    return ProbeConfig(kind=spec.probe, layer=layer, batch_size=batch)
+
+
+def _evaluate(spec: TaskSpec, dataset: Dataset, test: Rows, scores: np.ndarray) -> tuple[dict, dict]:
+    metrics, boots = {}, {}
+    for name in spec.metrics:
+        fn = METRICS[name]
+        value = fn(test.y, scores, dataset.classes)
+        boot = bootstrap(fn, test.y, scores, dataset.classes, test.unit)
+        lo, hi = percentile_ci(boot)
+        metrics[name] = {"value": value, "ci95": [lo, hi]}
+        boots[name] = [round(float(v), 6) for v in boot]
+    return metrics, boots
+
+
+class TaskRunner:
+    """Features of one (upstream, task) pair and the probe runs on them."""
+
+    def __init__(self, cfg: RunConfig, log: RunLog, upstream: str, options: dict[str, Any], task: str, spec: TaskSpec):
+        self.cfg, self.log, self.upstream, self.options, self.task, self.spec = cfg, log, upstream, options, task, spec
+        self.dataset = resolve_dataset(spec.dataset, cfg.quick)
+        paths = sorted({str(item.path) for item in self.dataset.items})
+        report = extract_files(upstream, options, [Path(p) for p in paths], layers=True, progress=cfg.progress)
+        self.skipped = report.skipped
+        self.extract_s = report.extract_s
+        by_path = {str(r.path): r.feature_path for r in report.items}
+        self.feats = {i.id: np.load(by_path[str(i.path)], mmap_mode="r") for i in self.dataset.items if str(i.path) in by_path}
+        self.frame_rate = report.frame_rate
+        self.num_layers = next(iter(self.feats.values())).shape[0] if self.feats else 0
+        self.train_items = [i for i in self.dataset.split("train") if i.id in self.feats]
+        self.valid = build_rows(self.dataset, self.dataset.split("valid"), self.feats, self.frame_rate)
+        self.test = build_rows(self.dataset, self.dataset.split("test"), self.feats, self.frame_rate)
+        key = cache_key(upstream, options, layers=True)
+        manifest = self.dataset.root / "manifest.jsonl"
+        self.identity = {
+            "upstream": upstream,
+            "upstream_options": key["options"],
+            "checkpoint_sha256": key["checkpoint_sha256"],
+            "task": task,
+            "dataset": spec.dataset,
+            "dataset_sha256": file_sha256(manifest) if manifest.exists() else None,
+            "quick": cfg.quick,
+        }
+
+    def jobs(self) -> list[tuple[float, int, int | None]]:
+        """(fraction, seed, layer) of every probe run this pair needs; layer None = weighted."""
+        fractions = self.cfg.fractions or self.spec.fractions
+        seeds = self.cfg.seeds or self.spec.seeds
+        jobs: list[tuple[float, int, int | None]] = [(f, s, None) for f in fractions for s in range(seeds)]
+        if self.cfg.layer_sweep and self.num_layers > 1:
+            jobs += [(max(fractions), 0, layer) for layer in range(self.num_layers)]
+        return jobs
+
+    def run(self, fraction: float, seed: int, layer: int | None) -> bool:
+        """Train, test and record one probe; False if it was already recorded."""
+        probe_cfg = _probe_config(self.spec, layer)
+        ident = {**self.identity, "fraction": fraction, "seed": seed, "layer": layer, "probe": asdict(probe_cfg)}
+        rid = run_id(ident)
+        if rid in self.log.done:
+            return False
+        subset = low_data_subset(self.train_items, fraction, seed)
+        train = build_rows(self.dataset, subset, self.feats, self.frame_rate)
+        start = time.perf_counter()
+        probe = train_probe(
+            train.x, train.y, self.valid.x, self.valid.y, len(self.dataset.classes),
+            self.dataset.labels == "multilabel", probe_cfg, seed,
+        )
+        train_s = time.perf_counter() - start
+        metrics, boots = _evaluate(self.spec, self.dataset, self.test, probe.predict(self.test.x))  # test touched once
+        weights = probe.model.layer_weights()
+        self.log.append({
+            **ident,
+            "run_id": rid,
+            "headline_metric": self.spec.metrics[0],
+            "metrics": metrics,
+            "bootstrap": boots,
+            "n_train_items": len(subset),
+            "n_train_rows": int(len(train.y)),
+            "n_test_items": len(self.dataset.split("test")),
+            "layer_weights": None if weights is None else [round(float(w), 4) for w in weights],
+            "probe_epochs": probe.epochs,
+            "train_s": round(train_s, 3),
+            "extract_s": round(self.extract_s, 3),
+            "skipped_items": [p for p, _ in self.skipped],
+            "git_revision": git_revision(),
+            "melbench_version": __version__,
+            "date": now_utc(),
+        })
+        return True
+
+
+def run_all(cfg: RunConfig) -> dict[str, int]:
+    """Run every (upstream, task) pair of `cfg`, then write the report.
+
+    Args:
+        cfg: what to run.
+
+    Returns:
+        Counts: `done` probe runs, `skipped_done` (already recorded), `failed_pairs`.
+    """
+    from benchmark.report import write_report
+
+    known = available_upstreams()
+    for name in cfg.upstreams:
+        if name not in known and "." not in name:
+            raise MelbenchError(f"unknown upstream {name!r}; known: {', '.join(known)}")
+    counts = {"done": 0, "skipped_done": 0, "failed_pairs": 0}
+    started = time.perf_counter()
+    with RunLog(cfg.out_dir) as log:
+        for u_index, upstream in enumerate(cfg.upstreams, 1):
+            print(f"[{u_index}/{len(cfg.upstreams)}] {upstream}: preparing", flush=True)
+            options = prepare_upstream(upstream, cfg.quick)
+            for task, spec in cfg.tasks.items():
+                print(f"[{u_index}/{len(cfg.upstreams)}] {upstream} x {task}: extracting features", flush=True)
+                try:
+                    runner = TaskRunner(cfg, log, upstream, options, task, spec)
+                except MelbenchError as err:
+                    print(f"  skipped {upstream} x {task}: {err}", flush=True)
+                    counts["failed_pairs"] += 1
+                    continue
+                for path, reason in runner.skipped:
+                    print(f"  skipped item: {reason}", flush=True)
+                jobs = runner.jobs()
+                for fraction, seed, layer in tqdm(jobs, desc=f"probe {upstream} x {task}", disable=not cfg.progress):
+                    counts["done" if runner.run(fraction, seed, layer) else "skipped_done"] += 1
+        write_report(cfg.out_dir)
+    minutes = (time.perf_counter() - started) / 60
+    print(f"run finished in {minutes:.1f} min: {counts['done']} probe runs, {counts['skipped_done']} already done")
+    return counts
+
