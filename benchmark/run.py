@@ -95,9 +95,8 @@ def _probe_config(spec: TaskSpec, layer: int | None) -> ProbeConfig:
 def _evaluate(spec: TaskSpec, dataset: Dataset, test: Rows, scores: np.ndarray) -> tuple[dict, dict]:
     metrics, boots = {}, {}
     for name in spec.metrics:
-        fn = METRICS[name]
-        value = fn(test.y, scores, dataset.classes)
-        boot = bootstrap(fn, test.y, scores, dataset.classes, test.unit)
+        value = METRICS[name].value(test.y, scores, dataset.classes)
+        boot = bootstrap(name, test.y, scores, dataset.classes, test.unit)
         lo, hi = percentile_ci(boot)
         metrics[name] = {"value": value, "ci95": [lo, hi]}
         boots[name] = [round(float(v), 6) for v in boot]

@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 
 from benchmark.dataset import Item
-from benchmark.metrics import accuracy, bootstrap, key_weighted, macro_f1, percentile_ci, pr_auc_macro, roc_auc_macro
+from benchmark.metrics import (
+    METRICS,
+    accuracy,
+    bootstrap,
+    bootstrap_weights,
+    key_weighted,
+    macro_f1,
+    percentile_ci,
+    pr_auc_macro,
+    roc_auc_macro,
+)
 from benchmark.subsets import low_data_subset
 from downstreams.probes import ProbeConfig, train_probe
 
@@ -66,12 +76,35 @@ def test_bootstrap_is_paired_and_resamples_units() -> None:
     y = np.array([0, 1] * 50)
     good = np.eye(2)[y]
     units = np.arange(100) // 10  # ten utterances of ten frames
-    assert np.all(bootstrap(accuracy, y, good, (), units) == 1.0)
+    assert np.all(bootstrap("accuracy", y, good, (), units) == 1.0)
     noisy = np.eye(2)[np.where(np.arange(100) % 7 == 0, 1 - y, y)]
-    values = bootstrap(accuracy, y, noisy, (), units)
+    values = bootstrap("accuracy", y, noisy, (), units)
     lo, hi = percentile_ci(values)
     assert lo < accuracy(y, noisy, ()) < hi
-    assert np.array_equal(values, bootstrap(accuracy, y, noisy, (), units))  # same resamples
+    assert np.array_equal(values, bootstrap("accuracy", y, noisy, (), units))  # same resamples
+    w = bootstrap_weights(units)
+    assert np.all(w.reshape(len(w), 10, 10).std(2) == 0)  # a unit's rows are drawn together
+    assert np.all(w.sum(1) == 100)
+
+
+KEYS = ("C major", "G major", "A minor", "C minor", "F# major")
+
+
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_weighted_forms_equal_the_libraries_on_repeated_rows(name: str) -> None:
+    rng = np.random.default_rng(3)
+    if name in ("roc_auc", "pr_auc"):
+        y = (rng.random((120, 12)) > 0.8).astype(float)
+        y[:, 0] = 0  # a tag with no positives is left out
+        scores = np.round(rng.random((120, 12)), 1)  # many ties
+    else:
+        y = rng.integers(0, 5, 120)
+        scores = np.round(rng.random((120, 5)), 1)
+    metric, w = METRICS[name], bootstrap_weights(np.arange(120) // 3, 4)
+    for b in range(len(w)):
+        rows = np.repeat(np.arange(120), w[b].astype(int))
+        expected = metric.value(y[rows], scores[rows], KEYS)
+        assert metric.weighted(y, scores, KEYS, w[b : b + 1])[0] == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
