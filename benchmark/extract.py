@@ -13,6 +13,7 @@ from benchmark.audio import load_audio
 from benchmark.cache import FeatureCache, cache_key, file_sha256
 from benchmark.errors import MelbenchError
 from benchmark.registry import load_upstream
+from benchmark.upstream import extract_chunked
 
 
 @dataclass
@@ -42,8 +43,20 @@ class ExtractReport:
         return self.extracted_audio_s / self.extract_s if self.extract_s > 0 else float("nan")
 
 
+def _content_id(path: Path) -> str:
+    """The file's sha256, with one-line errors for missing or unreadable files."""
+    try:
+        return file_sha256(path)
+    except FileNotFoundError:
+        raise MelbenchError(f"{path}: no such file") from None
+    except PermissionError:
+        raise MelbenchError(f"{path}: cannot read (permission denied)") from None
+    except OSError as err:
+        raise MelbenchError(f"{path}: cannot read ({err.strerror})") from None
+
+
 def features_of(upstream: Any, wave: np.ndarray, layers: bool = False) -> np.ndarray:
-    """Run `upstream.extract` on one clip and return float32 numpy features.
+    """Run `upstream.extract` on one clip (in chunks if it is long) and return float32 numpy features.
 
     Args:
         upstream: a loaded upstream.
@@ -54,7 +67,7 @@ def features_of(upstream: Any, wave: np.ndarray, layers: bool = False) -> np.nda
         `(n_frames, dim)` or `(num_layers, n_frames, dim)` float32.
     """
     with torch.inference_mode():
-        out = upstream.extract(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), layers=layers)
+        out = extract_chunked(upstream, torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), layers=layers)
     return out.detach().to("cpu", torch.float32).numpy()
 
 
@@ -84,10 +97,7 @@ def extract_files(
     report = ExtractReport(frame_rate=float(upstream.frame_rate))
     for path in tqdm(files, desc=f"extract {upstream_name}", unit="file", disable=not progress):
         try:
-            try:
-                item = file_sha256(path)
-            except OSError as err:
-                raise MelbenchError(f"{path}: cannot read ({err.strerror})") from None
+            item = _content_id(path)
             feats = cache.get(item)
             cached = feats is not None
             if cached:

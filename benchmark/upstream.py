@@ -9,6 +9,9 @@ Facts:
     frame_rate (float): output frames per second.
     feature_dim (int): size of each output frame.
     num_layers (int, optional, default 1): hidden states available with `layers=True`.
+    max_input_s (float, optional): the longest clip `extract` takes at once. The harness
+        (`extract_chunked`) cuts longer clips into chunks of at most that length, cut on frame
+        boundaries, and joins their frames; frames next to a cut see context from one side only.
 
 Methods:
     extract(wave, layers=False): `(n_samples,)` float32 tensor in; `(n_frames, feature_dim)`
@@ -98,3 +101,32 @@ def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, w in enumerate(waves):
         out[i, : len(w)] = w
     return out, lengths
+
+
+def extract_chunked(upstream: object, wave: torch.Tensor, layers: bool = False) -> torch.Tensor:
+    """`upstream.extract`, in chunks of at most `upstream.max_input_s` when it declares one.
+
+    Chunks are a whole number of hops long (`sample_rate / frame_rate` samples), so chunk k's
+    frames are centred where the unchunked frames would be. A chunk of n samples yields
+    `n / hop + 1` frames, its last centred on the next chunk's first, so that last frame is
+    dropped from every chunk but the final one, and the frame count equals the unchunked one.
+
+    Args:
+        upstream: a loaded upstream.
+        wave: `(n_samples,)` float32.
+        layers: return every hidden layer.
+
+    Returns:
+        As `extract`.
+    """
+    max_s = getattr(upstream, "max_input_s", None)
+    hop = upstream.sample_rate / upstream.frame_rate
+    if not max_s or len(wave) <= max_s * upstream.sample_rate or hop != int(hop):
+        return upstream.extract(wave, layers=layers)
+    chunk = int(max_s * upstream.sample_rate // hop * hop)
+    outs = []
+    for start in range(0, len(wave), chunk):
+        out = upstream.extract(wave[start : start + chunk], layers=layers)
+        last = start + chunk >= len(wave)
+        outs.append(out if last else out[..., :-1, :])
+    return torch.cat(outs, dim=-2)
