@@ -125,7 +125,7 @@ def test_dotted_module_path_and_unknown_names() -> None:
         load_upstream("nope")
     with pytest.raises(MelbenchError, match="cannot be imported"):
         load_upstream("no.such.module")
-    with pytest.raises(MelbenchError, match="unknown mel option 'bins'; known: hop_s, n_mels, sr_hz, win_s"):
+    with pytest.raises(MelbenchError, match="unknown mel option 'bins'; known: f_max_hz, f_min_hz, hop_s, n_mels, sr_hz, win_s"):
         load_upstream("mel", {"bins": 3})
     with pytest.raises(MelbenchError, match="mel option 'n_mels': expected int, got '80'"):
         load_upstream("mel", {"n_mels": "80"})

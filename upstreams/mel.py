@@ -1,7 +1,5 @@
 """Raw log-Mel spectrogram (80 bins, 25 ms / 10 ms at 16 kHz): the baseline to beat."""
 
-from dataclasses import dataclass
-
 import torch
 
 from benchmark.config import build_config
@@ -9,27 +7,18 @@ from benchmark.logmel import LogMel, MelConfig
 from benchmark.upstream import Upstream
 
 
-@dataclass(frozen=True)
-class MelOptions:
-    """Options of `load`; the defaults are the benchmark's front-end."""
-
-    sr_hz: int = 16000
-    n_mels: int = 80
-    win_s: float = 0.025
-    hop_s: float = 0.010
-
-
 class MelUpstream(Upstream):
-    """Log-Mel frames as features; one layer, no parameters."""
+    """Log-Mel frames as features; one layer, no parameters.
 
-    def __init__(self, options: MelOptions):
-        self.options = options
-        self.frontend = LogMel(
-            MelConfig(sr_hz=options.sr_hz, n_mels=options.n_mels, win_s=options.win_s, hop_s=options.hop_s)
-        )
-        self.sample_rate = options.sr_hz
-        self.frame_rate = self.frontend.config.frame_rate
-        self.feature_dim = options.n_mels
+    Args:
+        config: the front-end parameters (the benchmark's defaults unless overridden).
+    """
+
+    def __init__(self, config: MelConfig):
+        self.frontend = LogMel(config)
+        self.sample_rate = config.sr_hz
+        self.frame_rate = config.frame_rate
+        self.feature_dim = config.n_mels
         self.num_layers = 1
 
     @torch.no_grad()
@@ -53,9 +42,10 @@ def load(**options) -> MelUpstream:
     """Build the log-Mel upstream.
 
     Args:
-        **options: fields of `MelOptions` (`sr_hz`, `n_mels`, `win_s`, `hop_s`).
+        **options: fields of `benchmark.logmel.MelConfig` (`sr_hz`, `n_mels`, `win_s`, `hop_s`,
+            `f_min_hz`, `f_max_hz`).
 
     Returns:
         The upstream.
     """
-    return MelUpstream(build_config(MelOptions, options, what="mel option"))
+    return MelUpstream(build_config(MelConfig, options, what="mel option"))
