@@ -27,11 +27,10 @@ from benchmark.config import build_config, config_dict
 from benchmark.errors import MelbenchError
 from benchmark.home import melbench_home
 from benchmark.logmel import LogMel, MelConfig
+from benchmark.train_state import CONFIG_FILE, MODEL_FILE
 from benchmark.upstream import Upstream
 
 DEFAULT_CORPUS = "music"
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,7 @@ class TrainFields:
     batch_size: int = 8
     crop_s: float = 3.0  # training segments are random crops of this length
     n_mels: int = 80
+    train_seed: int = 0  # weights, data order and masks are pure functions of (train_seed, step, rank)
 
 
 @dataclass(frozen=True)
