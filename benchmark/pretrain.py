@@ -147,6 +147,9 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     if total < 1:
         raise MelbenchError(f"--steps {total}: expected at least 1")
 
+    # Scatter-add backward passes (gathers with repeated indices) otherwise use racing atomics on
+    # CPU, which would make a resumed run differ from an uninterrupted one in the last bits.
+    torch.use_deterministic_algorithms(True, warn_only=True)
     data = load_mel_corpus(files, config.n_mels, config.train_seed, progress=opts.progress and rank == 0)
     torch.manual_seed(config.train_seed)  # same initial weights on every rank
     model = spec.model_cls(config)

@@ -84,6 +84,7 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     for name, value in tensors.items():
         if name.startswith("optim."):
             _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
+            # clone: fresh, aligned storage, so vectorised kernels round exactly as in an uninterrupted run
+            state.setdefault(int(index), {})[key] = value.clone()
     optimizer.load_state_dict({"state": state, "param_groups": param_groups})
     return record
