@@ -69,19 +69,19 @@ def test_stop_and_resume_equals_uninterrupted(name, corpus, tmp_path):
 
 
 def test_sigkill_then_resume_equals_uninterrupted(corpus, tmp_path):
-    args = ["mockingjay", "--corpus", str(corpus), "--preset", "tiny", "--steps", "40", "--checkpoint-every", "2", "--quiet"]
+    args = ["mockingjay", "--corpus", str(corpus), "--preset", "tiny", "--steps", "16", "--checkpoint-every", "2", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "benchmark", "pretrain", *args]
     subprocess.run([*cmd, "--out", str(tmp_path / "full")], check=True, env=env, cwd=REPO, capture_output=True)
     proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "killed")], env=env, cwd=REPO, stderr=subprocess.DEVNULL)
     config = tmp_path / "killed" / "config.json"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (config.exists() and json.loads(config.read_text())["step"] >= 6):
+    while time.monotonic() < deadline and not (config.exists() and json.loads(config.read_text())["step"] >= 4):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = json.loads(config.read_text())["step"]
-    assert 6 <= killed_at < 40, "the run finished before it could be killed"
+    assert 4 <= killed_at < 16, "the run finished before it could be killed"
     subprocess.run([*cmd, "--out", str(tmp_path / "killed"), "--resume"], check=True, env=env, cwd=REPO, capture_output=True)
     assert_same_weights(tmp_path / "full", tmp_path / "killed")
 

@@ -94,6 +94,9 @@ SPEC = SSLSpec(
     model_cls=APC,
 )
 
+# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
+CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
+
 
 def load(**options) -> SSLUpstream:
     """Load APC.

@@ -16,6 +16,9 @@ SPEC = SSLSpec(
     model_cls=MaskedReconstruction,
 )
 
+# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
+CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
+
 
 def load(**options) -> SSLUpstream:
     """Load Mockingjay.

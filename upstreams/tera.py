@@ -18,6 +18,9 @@ SPEC = SSLSpec(
     model_cls=MaskedReconstruction,
 )
 
+# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
+CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
+
 
 def load(**options) -> SSLUpstream:
     """Load TERA.

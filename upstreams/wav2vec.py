@@ -169,6 +169,9 @@ SPEC = SSLSpec(
     model_cls=Wav2vec,
 )
 
+# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
+CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
+
 
 def load(**options) -> SSLUpstream:
     """Load the wav2vec-style model.
