@@ -105,6 +105,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from benchmark.pretrain import PretrainOptions, pretrain
+
+    opts = PretrainOptions(
+        upstream=args.upstream,
+        corpus=args.corpus,
+        preset=args.preset,
+        steps=args.steps,
+        minutes=args.minutes,
+        out=Path(args.out) if args.out else None,
+        resume=args.resume,
+        overrides=parse_overrides(args.set),
+        checkpoint_every=args.checkpoint_every,
+        val_every=args.val_every,
+        stop_after=args.stop_after,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    r = pretrain(opts)
+    curve = ", ".join(f"{s}:{v:.4f}" for s, v in r.val_loss)
+    print(f"{args.upstream}: {r.parameters:,} parameters, step {r.step}, {r.audio_s_per_s:.1f} s of audio/s")
+    print(f"  validation loss (step:loss) {curve}")
+    print(f"  checkpoint {r.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -147,6 +173,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_set(p)
     p.set_defaults(fn=cmd_extract)
+
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a self-supervised upstream on a corpus (checkpoints under $MELBENCH_HOME)",
+        description="Pretrain UPSTREAM (mockingjay, audio_albert, tera, apc, wav2vec) on a named corpus "
+        "or any folder of audio. Checkpoints go to $MELBENCH_HOME/checkpoints/<upstream>/<corpus>-<preset>/ "
+        "unless --out is given; --resume continues the last checkpoint exactly. Multi-process: "
+        "`torchrun --nproc_per_node N -m benchmark pretrain ...`.",
+    )
+    p.add_argument("upstream", help="upstream name")
+    p.add_argument("--corpus", default="music", help="music, speech, mix, or a path to audio (default: music)")
+    p.add_argument("--preset", default="small", help="tiny, small, base or large (default: small)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total optimiser steps (default: the preset's max_steps)")
+    length.add_argument("--minutes", type=float, help="stop after this many minutes of training")
+    p.add_argument("--out", help="checkpoint folder")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the folder")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)")
+    p.add_argument("--val-every", type=int, default=200, help="steps between validation losses (default 200)")
+    p.add_argument("--stop-after", type=int, help="stop at this step as if interrupted (resume later)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_set(p)
+    p.set_defaults(fn=cmd_pretrain)
 
     p = sub.add_parser(
         "run",

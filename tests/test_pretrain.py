@@ -1,0 +1,120 @@
+"""`melbench pretrain`: losses fall, resume is exact (also after SIGKILL), torchrun with gloo works."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from _ssl_fixtures import SSL_UPSTREAMS, write_corpus
+from benchmark.errors import MelbenchError
+from benchmark.pretrain import PretrainOptions, learning_rate, pretrain
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Fraction of the step-0 validation loss each upstream must get below in 100 tiny steps.
+# InfoNCE among near-identical frames of steady synthetic tones falls slowest.
+MAX_RATIO = {"mockingjay": 0.85, "audio_albert": 0.85, "tera": 0.85, "apc": 0.75, "wav2vec": 0.93}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "audio")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MELBENCH_HOME", str(tmp_path / "home"))
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], atol=0, rtol=0, msg=key)
+
+
+@pytest.mark.parametrize("name", SSL_UPSTREAMS)
+def test_validation_loss_falls(name, corpus, tmp_path):
+    opts = PretrainOptions(name, corpus=str(corpus), preset="tiny", steps=100, val_every=50, out=tmp_path / "ck", progress=False)
+    result = pretrain(opts)
+    first, last = result.val_loss[0][1], result.val_loss[-1][1]
+    assert last < MAX_RATIO[name] * first, result.val_loss
+    record = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert record["step"] == 100 and record["upstream"] == name and len(record["val_loss"]) == 3
+
+
+@pytest.mark.parametrize("name", ["tera", "wav2vec"])
+def test_stop_and_resume_equals_uninterrupted(name, corpus, tmp_path):
+    common = dict(corpus=str(corpus), preset="tiny", steps=12, checkpoint_every=5, val_every=6, progress=False)
+    pretrain(PretrainOptions(name, out=tmp_path / "full", **common))
+    pretrain(PretrainOptions(name, out=tmp_path / "split", stop_after=7, **common))
+    assert json.loads((tmp_path / "split" / "config.json").read_text())["step"] == 7
+    pretrain(PretrainOptions(name, out=tmp_path / "split", resume=True, **common))
+    assert_same_weights(tmp_path / "full", tmp_path / "split")
+    full = json.loads((tmp_path / "full" / "config.json").read_text())["val_loss"]
+    split = json.loads((tmp_path / "split" / "config.json").read_text())["val_loss"]
+    assert full == split
+
+
+def test_sigkill_then_resume_equals_uninterrupted(corpus, tmp_path):
+    args = ["mockingjay", "--corpus", str(corpus), "--preset", "tiny", "--steps", "16", "--checkpoint-every", "2", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "benchmark", "pretrain", *args]
+    subprocess.run([*cmd, "--out", str(tmp_path / "full")], check=True, env=env, cwd=REPO, capture_output=True)
+    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "killed")], env=env, cwd=REPO, stderr=subprocess.DEVNULL)
+    config = tmp_path / "killed" / "config.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (config.exists() and json.loads(config.read_text())["step"] >= 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(config.read_text())["step"]
+    assert 4 <= killed_at < 16, "the run finished before it could be killed"
+    subprocess.run([*cmd, "--out", str(tmp_path / "killed"), "--resume"], check=True, env=env, cwd=REPO, capture_output=True)
+    assert_same_weights(tmp_path / "full", tmp_path / "killed")
+
+
+def test_torchrun_two_processes_gloo(corpus, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun, "torchrun is installed with torch"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ddp"
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29531", "-m", "benchmark", "pretrain", "apc",
+           "--corpus", str(corpus), "--preset", "tiny", "--steps", "6", "--val-every", "3", "--out", str(out), "--quiet"]
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "config.json").read_text())
+    assert record["step"] == 6 and len(record["val_loss"]) == 3
+    assert "s of audio/s" in done.stdout
+
+
+def test_existing_run_needs_resume(corpus, tmp_path):
+    opts = PretrainOptions("apc", corpus=str(corpus), preset="tiny", steps=1, out=tmp_path / "ck", progress=False)
+    pretrain(opts)
+    with pytest.raises(MelbenchError, match="--resume"):
+        pretrain(opts)
+
+
+def test_unknown_corpus_and_preset(tmp_path):
+    with pytest.raises(MelbenchError, match="corpus"):
+        pretrain(PretrainOptions("apc", corpus="nonsense", preset="tiny", steps=1, progress=False))
+    with pytest.raises(MelbenchError, match="preset"):
+        pretrain(PretrainOptions("apc", corpus=str(tmp_path), preset="huge", steps=1, progress=False))
+
+
+def test_learning_rate_schedule():
+    lrs = [learning_rate(s, 1.0, 10, 100) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(1 / 90)

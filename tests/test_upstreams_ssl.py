@@ -1,0 +1,114 @@
+"""The self-supervised upstreams: contract, masking statistics, batch vs single, loading rules."""
+
+import pytest
+import torch
+
+from benchmark.check import check_upstream
+from benchmark.errors import MelbenchError
+from benchmark.pretrain import PretrainOptions, pretrain
+from benchmark.registry import available_upstreams, load_upstream
+from _ssl_fixtures import SSL_UPSTREAMS, write_corpus
+from upstreams._masking import span_mask, time_alter
+from upstreams._transformer import valid_mask
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    """A 3-step tiny checkpoint of every SSL upstream on a small synthetic corpus."""
+    root = tmp_path_factory.mktemp("ssl")
+    corpus = write_corpus(root / "audio", n_files=3, seconds=1.5)
+    out = {}
+    for name in SSL_UPSTREAMS:
+        opts = PretrainOptions(name, corpus=str(corpus), preset="tiny", steps=3, out=root / name, progress=False)
+        out[name] = pretrain(opts).out
+    return out
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MELBENCH_HOME", str(tmp_path / "home"))
+
+
+def test_all_upstreams_are_listed():
+    assert {"mel", *SSL_UPSTREAMS} <= set(available_upstreams())
+
+
+@pytest.mark.parametrize("name", SSL_UPSTREAMS)
+def test_check_passes_with_tiny_checkpoint(name, tiny_checkpoints):
+    upstream = load_upstream(name, {"checkpoint": str(tiny_checkpoints[name])})
+    results = check_upstream(upstream)
+    assert all(r.passed for r in results), [(r.name, r.detail) for r in results if not r.passed]
+    # The corpus statistics came from the checkpoint, not the identity default.
+    assert not torch.allclose(upstream.model.mel_mean, torch.zeros_like(upstream.model.mel_mean))
+
+
+@pytest.mark.parametrize("name", SSL_UPSTREAMS)
+def test_padded_batch_equals_single_clips(name, tiny_checkpoints):
+    upstream = load_upstream(name, {"checkpoint": str(tiny_checkpoints[name])})
+    waves = [torch.randn(n) * 0.1 for n in (4000, 16000, 9000)]
+    padded = torch.zeros(3, 16000)
+    for i, w in enumerate(waves):
+        padded[i, : len(w)] = w
+    feats, frames = upstream.extract_batch(padded, torch.tensor([len(w) for w in waves]), layers=True)
+    assert feats.shape[1] == upstream.num_layers
+    for i, w in enumerate(waves):
+        single = upstream.extract(w, layers=True)
+        assert int(frames[i]) == single.shape[1]
+        torch.testing.assert_close(feats[i, :, : single.shape[1]], single, atol=1e-4, rtol=1e-4)
+        assert not feats[i, :, single.shape[1] :].any()  # padding frames are zeroed
+
+
+@pytest.mark.parametrize("name", SSL_UPSTREAMS)
+def test_load_without_checkpoint_refuses_untrained_model(name):
+    with pytest.raises(MelbenchError, match="melbench pretrain"):
+        load_upstream(name, {"preset": "tiny"})
+
+
+def test_load_uses_default_checkpoint(tmp_path, monkeypatch):
+    corpus = write_corpus(tmp_path / "music", n_files=2, seconds=1.0)
+    pretrain(PretrainOptions("apc", corpus=str(corpus), preset="tiny", steps=1, progress=False))
+    upstream = load_upstream("apc", {"preset": "tiny", "corpus": "music"})
+    assert upstream.feature_dim == 32
+
+
+def test_overrides_are_type_checked():
+    with pytest.raises(MelbenchError, match="hidden"):
+        load_upstream("mockingjay", {"random_init": True, "preset": "tiny", "hidden": "wide"})
+    with pytest.raises(MelbenchError, match="unknown"):
+        load_upstream("mockingjay", {"random_init": True, "preset": "tiny", "hiden": 8})
+    up = load_upstream("mockingjay", {"random_init": True, "preset": "tiny", "hidden": 16, "heads": 2})
+    assert up.feature_dim == 16 and up.num_layers == 3
+
+
+def test_albert_shares_weights():
+    jay = load_upstream("mockingjay", {"random_init": True, "preset": "tiny"}).model
+    albert = load_upstream("audio_albert", {"random_init": True, "preset": "tiny"}).model
+    assert len(albert.encoder.layers) == 1 and albert.encoder.depth == len(jay.encoder.layers) == 2
+
+
+def test_span_mask_statistics():
+    torch.manual_seed(0)
+    frames = torch.tensor([300, 700, 1000, 450] * 50)
+    selected, _ = span_mask(frames, 1000, 0.15, 7)
+    assert not (selected & ~valid_mask(frames, 1000)).any()
+    fraction = selected.sum(1).float() / frames
+    assert abs(float(fraction.mean()) - 0.15) < 0.01
+    # Runs of selected frames are whole spans: their lengths are multiples of 7.
+    padded = torch.nn.functional.pad(selected.int(), (1, 1))
+    edges = padded.diff(dim=1)
+    starts, ends = (edges == 1).nonzero(), (edges == -1).nonzero()
+    assert torch.equal(starts[:, 0], ends[:, 0])
+    assert ((ends[:, 1] - starts[:, 1]) % 7 == 0).all()
+
+
+def test_time_alter_treatments():
+    torch.manual_seed(0)
+    x = torch.randn(400, 200, 8) + 5.0  # no frame is zero before alteration
+    frames = torch.full((400,), 200)
+    out, selected = time_alter(x, frames, 0.15, 7)
+    zeroed = (out == 0).all(-1)
+    unchanged = (out == x).all(-1)
+    assert not (zeroed & ~selected).any() and (unchanged | selected).all()
+    n = selected.sum()
+    assert abs(float((zeroed & selected).sum() / n) - 0.8) < 0.05
+    assert abs(float((unchanged & selected).sum() / n) - 0.1) < 0.04

@@ -1,0 +1,207 @@
+"""Shared parts of the self-supervised upstreams melbench pretrains itself.
+
+Each SSL upstream module (`mockingjay`, `audio_albert`, `tera`, `apc`, `wav2vec`) defines a
+`SPEC = SSLSpec(...)`: its typed config dataclass (model + training fields), its presets
+(instances of that dataclass) and its model class. The model is a `torch.nn.Module` with
+  * buffers `mel_mean`, `mel_std` `(n_mels,)`: per-bin log-Mel statistics of the pretraining
+    corpus, stored in the checkpoint; inputs are normalised with them (never per utterance), so
+    a clip's features do not depend on the padding around it;
+  * `hidden_states(x, frames) -> list[(B, T, D)]`: input embedding then each layer;
+  * `forward(x, frames, step) -> (loss, stats)`: the pretraining objective on a batch, called
+    by the shared loop in `benchmark.pretrain` (through DDP when distributed).
+
+Checkpoint folder: `model.safetensors` (weights and statistics, no pickle) and `config.json`
+(`upstream`, `preset`, `corpus`, `step`, `config`), by default under
+`$MELBENCH_HOME/checkpoints/<upstream>/<corpus>-<preset>/`.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.config import build_config, config_dict
+from benchmark.errors import MelbenchError
+from benchmark.home import melbench_home
+from benchmark.logmel import LogMel, MelConfig
+from benchmark.train_state import CONFIG_FILE, MODEL_FILE
+from benchmark.upstream import Upstream
+
+DEFAULT_CORPUS = "music"
+
+
+@dataclass(frozen=True)
+class TrainFields:
+    """Training fields every SSL config inherits (AdamW, warm-up then linear decay, clipping)."""
+
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    max_steps: int = 20000  # schedule length when no --steps is given (e.g. with --minutes)
+    grad_clip: float = 1.0
+    batch_size: int = 8
+    crop_s: float = 3.0  # training segments are random crops of this length
+    n_mels: int = 80
+    train_seed: int = 0  # weights, data order and masks are pure functions of (train_seed, step, rank)
+
+
+@dataclass(frozen=True)
+class SSLSpec:
+    """What the shared loader and training loop need to know about one SSL upstream."""
+
+    name: str
+    config_cls: type
+    presets: dict[str, Any]
+    model_cls: type
+
+    def config(self, preset: str, overrides: dict[str, Any] | None = None) -> Any:
+        """The preset's config with type-checked overrides.
+
+        Args:
+            preset: a key of `presets`.
+            overrides: field values replacing the preset's (unknown keys are rejected).
+
+        Returns:
+            A `config_cls` instance.
+        """
+        if preset not in self.presets:
+            raise MelbenchError(f"{self.name}: unknown preset {preset!r}; known: {', '.join(self.presets)}")
+        merged = {**dataclasses.asdict(self.presets[preset]), **(overrides or {})}
+        return build_config(self.config_cls, merged, what=f"{self.name} option")
+
+
+def init_mel_stats(model: torch.nn.Module, n_mels: int) -> None:
+    """Register the `mel_mean`/`mel_std` buffers (identity normalisation until pretraining sets them)."""
+    model.register_buffer("mel_mean", torch.zeros(n_mels))
+    model.register_buffer("mel_std", torch.ones(n_mels))
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of trainable parameters (shared weights counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def default_checkpoint_dir(upstream: str, corpus: str, preset: str) -> Path:
+    """`$MELBENCH_HOME/checkpoints/<upstream>/<corpus>-<preset>/`."""
+    return melbench_home() / "checkpoints" / upstream / f"{corpus}-{preset}"
+
+
+def read_checkpoint(spec: SSLSpec, folder: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint folder written by `benchmark.pretrain`.
+
+    Args:
+        spec: the upstream the checkpoint must belong to.
+        folder: holds `model.safetensors` and `config.json`.
+
+    Returns:
+        The config, the state dict and the JSON record.
+    """
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / MODEL_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise MelbenchError(f"{folder}: not a checkpoint (expected {MODEL_FILE} and {CONFIG_FILE})")
+    record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    if record.get("upstream") != spec.name:
+        raise MelbenchError(f"{folder}: checkpoint of {record.get('upstream')!r}, not {spec.name!r}")
+    config = build_config(spec.config_cls, record["config"], what=f"{folder / CONFIG_FILE} field")
+    return config, load_file(str(folder / MODEL_FILE)), record
+
+
+class SSLUpstream(Upstream):
+    """A pretrained (or explicitly random) SSL model behind the upstream contract.
+
+    Args:
+        model: the spec's model, weights and statistics loaded.
+        layer: which hidden state `extract` returns (index into input embedding + layers).
+        device: where the model runs.
+    """
+
+    def __init__(self, model: torch.nn.Module, layer: int, device: str):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.frontend = LogMel(MelConfig(n_mels=int(model.mel_mean.numel()))).to(self.device)
+        self.sample_rate = self.frontend.config.sr_hz
+        self.frame_rate = self.frontend.config.frame_rate
+        self.feature_dim = int(model.feature_dim)
+        self.num_layers = int(model.num_hidden)
+        if not -self.num_layers <= layer < self.num_layers:
+            raise MelbenchError(f"layer {layer} out of range for {self.num_layers} hidden states")
+        self.layer = layer
+
+    @torch.no_grad()
+    def extract(self, wave: torch.Tensor, layers: bool = False) -> torch.Tensor:
+        feats, _ = self.extract_batch(wave[None], torch.tensor([wave.shape[-1]]), layers=layers)
+        return feats[0]
+
+    @torch.no_grad()
+    def extract_batch(
+        self, waves: torch.Tensor, lengths: torch.Tensor, layers: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mel = self.frontend(waves.to(self.device))  # (B, T, n_mels)
+        frames = self.frontend.num_frames(lengths.to(self.device))  # (B,)
+        hidden = self.model.hidden_states(mel, frames)  # num_layers x (B, T, D)
+        valid = (torch.arange(mel.shape[1], device=self.device)[None, :] < frames[:, None])[..., None]  # (B, T, 1)
+        if layers:
+            out = torch.stack([h * valid for h in hidden], dim=1)  # (B, num_layers, T, D)
+        else:
+            out = hidden[self.layer] * valid  # (B, T, D)
+        return out.float().cpu(), frames.cpu()
+
+
+def load_ssl(
+    spec: SSLSpec,
+    checkpoint: str | Path | None = None,
+    layer: int = -1,
+    preset: str = "small",
+    device: str = "cpu",
+    corpus: str = DEFAULT_CORPUS,
+    random_init: bool = False,
+    seed: int = 0,
+    **overrides: Any,
+) -> SSLUpstream:
+    """Load an SSL upstream from a checkpoint (explicit, or the default one for corpus+preset).
+
+    Args:
+        spec: the upstream.
+        checkpoint: a checkpoint folder; default `default_checkpoint_dir(name, corpus, preset)`.
+        layer: hidden state returned by `extract` (0 = input embedding, -1 = last layer).
+        preset: preset of the default checkpoint (or of the random model).
+        device: torch device.
+        corpus: corpus of the default checkpoint.
+        random_init: build an untrained model (contract tests only; never for benchmarking).
+        seed: weight seed of the random model.
+        **overrides: config fields, only with `random_init` (a checkpoint fixes its config).
+
+    Returns:
+        The upstream.
+
+    Raises:
+        MelbenchError: no checkpoint and no `random_init`, or overrides given with a checkpoint.
+    """
+    if random_init:
+        if checkpoint is not None:
+            raise MelbenchError(f"{spec.name}: give either checkpoint or random_init, not both")
+        torch.manual_seed(seed)
+        model = spec.model_cls(spec.config(preset, overrides))
+        return SSLUpstream(model, layer, device)
+    if overrides:
+        raise MelbenchError(f"{spec.name}: options {sorted(overrides)} cannot change a checkpoint's config")
+    folder = Path(checkpoint) if checkpoint is not None else default_checkpoint_dir(spec.name, corpus, preset)
+    if checkpoint is None and not (folder / MODEL_FILE).is_file():
+        raise MelbenchError(
+            f"{spec.name}: no pretrained checkpoint at {folder}; run `melbench pretrain {spec.name} "
+            f"--corpus {corpus} --preset {preset}` first (or pass random_init=true for an untrained model)"
+        )
+    config, state, _ = read_checkpoint(spec, folder)
+    model = spec.model_cls(config)
+    model.load_state_dict(state)
+    return SSLUpstream(model, layer, device)
+
+
+def config_record(spec: SSLSpec, config: Any, preset: str, corpus: str, step: int) -> dict[str, Any]:
+    """The `config.json` record of a checkpoint."""
+    return {"upstream": spec.name, "preset": preset, "corpus": corpus, "step": step, "config": config_dict(config)}

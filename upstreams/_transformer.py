@@ -1,0 +1,133 @@
+"""Transformer pieces shared by Mockingjay, Audio ALBERT, TERA and wav2vec.
+
+Post-LayerNorm encoder layers (as in BERT/Mockingjay) with fused attention
+(`scaled_dot_product_attention`) and a key-padding mask, so a clip's valid frames come out the
+same alone or inside a padded batch. Frames keep the 100 Hz log-Mel rate (no frame stacking),
+so every hidden state aligns with the `mel` baseline.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def valid_mask(frames: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """`(B, T)` bool, True on each clip's valid frames.
+
+    Args:
+        frames: `(B,)` valid frame counts.
+        n_frames: padded length T.
+    """
+    return torch.arange(n_frames, device=frames.device)[None, :] < frames[:, None]
+
+
+def sinusoidal_positions(n_frames: int, dim: int, device: torch.device) -> torch.Tensor:
+    """`(T, dim)` sinusoidal position encodings (Vaswani et al.), as Mockingjay uses."""
+    pos = torch.arange(n_frames, device=device, dtype=torch.float32)[:, None]  # (T, 1)
+    rates = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    enc = torch.zeros(n_frames, dim, device=device)
+    enc[:, 0::2] = torch.sin(pos * rates)
+    enc[:, 1::2] = torch.cos(pos * rates[: dim // 2])
+    return enc
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a key-padding mask.
+
+    Args:
+        dim: model width.
+        heads: attention heads (must divide `dim`).
+        dropout: attention dropout (training only).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        batch, n_frames, dim = x.shape
+        qkv = self.qkv(x).view(batch, n_frames, 3, self.heads, dim // self.heads)  # (B, T, 3, H, Dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
+        # keep: (B, T) -> (B, 1, 1, T): every query ignores padded keys.
+        attn = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=keep[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
+        )  # (B, H, T, Dh)
+        return self.out(attn.transpose(1, 2).reshape(batch, n_frames, dim))  # (B, T, D)
+
+
+class EncoderLayer(nn.Module):
+    """Post-LN transformer layer: `x = LN(x + attn(x)); x = LN(x + FFN(x))`.
+
+    Args:
+        dim: model width.
+        heads: attention heads.
+        ffn_dim: feed-forward width.
+        dropout: dropout on residual branches and attention weights.
+    """
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float):
+        super().__init__()
+        self.attn = SelfAttention(dim, heads, dropout)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.drop(self.attn(x, keep)))
+        return self.norm2(x + self.drop(self.ffn(x)))
+
+
+class Encoder(nn.Module):
+    """A stack of post-LN layers; with `share_weights` one layer is applied `layers` times (ALBERT).
+
+    Args:
+        dim, heads, ffn_dim, dropout: layer sizes.
+        layers: depth.
+        share_weights: reuse a single layer's weights at every depth.
+    """
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, layers: int, dropout: float, share_weights: bool = False):
+        super().__init__()
+        self.depth = layers
+        n_distinct = 1 if share_weights else layers
+        self.layers = nn.ModuleList(EncoderLayer(dim, heads, ffn_dim, dropout) for _ in range(n_distinct))
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's output, `depth` tensors `(B, T, D)`."""
+        outs = []
+        for i in range(self.depth):
+            x = self.layers[i % len(self.layers)](x, keep)
+            outs.append(x)
+        return outs
+
+
+class InputEmbedding(nn.Module):
+    """Normalised log-Mel frames to model width: Linear, + sinusoidal positions, LayerNorm, dropout."""
+
+    def __init__(self, n_mels: int, dim: int, dropout: float):
+        super().__init__()
+        self.proj = nn.Linear(n_mels, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)  # (B, T, D)
+        h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device)[None]
+        return self.drop(self.norm(h))
+
+
+class PredictionHead(nn.Module):
+    """Mockingjay's reconstruction head: Linear-GELU-LayerNorm-Linear back to `n_mels`."""
+
+    def __init__(self, dim: int, n_mels: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim), nn.Linear(dim, n_mels))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)

@@ -1,0 +1,110 @@
+"""APC (Chung et al. 2019): a unidirectional GRU predicting the log-Mel frame n steps ahead, pretrained by melbench."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from upstreams._ssl import SSLSpec, SSLUpstream, TrainFields, init_mel_stats, load_ssl
+from upstreams._transformer import valid_mask
+
+
+@dataclass(frozen=True)
+class APCConfig(TrainFields):
+    """Defaults: the paper's 3 GRU layers of 512 with residual connections, n = 3, Adam(W) 1e-3."""
+
+    hidden: int = 512
+    layers: int = 3
+    shift: int = 3  # predict frame t + shift from frames <= t
+    dropout: float = 0.1
+    lr: float = 1e-3
+
+
+class APC(nn.Module):
+    """Linear input projection, then GRU layers (residual from the second on), then a linear predictor.
+
+    Hidden states are the projection and each GRU layer's output, all `hidden` wide. Every
+    layer is causal, so padding after a clip cannot change its frames.
+
+    Args:
+        config: an `APCConfig`.
+    """
+
+    def __init__(self, config: APCConfig):
+        super().__init__()
+        self.config = config
+        init_mel_stats(self, config.n_mels)
+        self.proj = nn.Linear(config.n_mels, config.hidden)
+        self.grus = nn.ModuleList(nn.GRU(config.hidden, config.hidden, batch_first=True) for _ in range(config.layers))
+        self.drop = nn.Dropout(config.dropout)
+        self.predict = nn.Linear(config.hidden, config.n_mels)
+        self.feature_dim = config.hidden
+        self.num_hidden = config.layers + 1
+
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = self.proj(x)  # (B, T, H)
+        outs = [h]
+        for i, gru in enumerate(self.grus):
+            y, _ = gru(h)  # (B, T, H)
+            y = self.drop(y)
+            h = y + h if i > 0 else y  # residual between GRU layers, as in the paper
+            outs.append(h)
+        return outs
+
+    def hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
+        """Projection and every GRU layer's output, each `(B, T, hidden)`.
+
+        Args:
+            mel: `(B, T, n_mels)` raw log-Mel frames (normalised here with corpus statistics).
+            frames: `(B,)` valid frame counts (unused: the model is causal).
+        """
+        return self._encode((mel - self.mel_mean) / self.mel_std)
+
+    def forward(self, mel: torch.Tensor, frames: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict]:
+        """L1 error of predicting frame t + shift from frames up to t, over valid pairs.
+
+        Args:
+            mel: `(B, T, n_mels)` raw log-Mel frames.
+            frames: `(B,)` valid frame counts.
+            step: training step (unused).
+
+        Returns:
+            The loss and `{}`.
+        """
+        n = self.config.shift
+        x = (mel - self.mel_mean) / self.mel_std  # (B, T, F)
+        pred = self.predict(self._encode(x[:, :-n])[-1])  # (B, T - n, F): guesses for frames n..T-1
+        target = x[:, n:]  # (B, T - n, F)
+        pairs = valid_mask(frames - n, target.shape[1]).float()[..., None]  # (B, T - n, 1): target inside the clip
+        loss = ((pred - target).abs() * pairs).sum() / (pairs.sum() * x.shape[-1]).clamp(min=1.0)
+        return loss, {}
+
+
+# base = the paper's size; large (4 x 1024) is melbench's own scale-up.
+TINY_TRAIN = {"batch_size": 4, "crop_s": 1.0, "warmup_steps": 5, "lr": 3e-3, "dropout": 0.0}
+SPEC = SSLSpec(
+    name="apc",
+    config_cls=APCConfig,
+    presets={
+        "tiny": APCConfig(hidden=32, layers=2, **TINY_TRAIN),
+        "small": APCConfig(hidden=256, layers=3, batch_size=8, crop_s=3.0, warmup_steps=200),
+        "base": APCConfig(hidden=512, layers=3),
+        "large": APCConfig(hidden=1024, layers=4),
+    },
+    model_cls=APC,
+)
+
+# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
+CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
+
+
+def load(**options) -> SSLUpstream:
+    """Load APC.
+
+    Args:
+        **options: as `upstreams.mockingjay.load`.
+
+    Returns:
+        The upstream.
+    """
+    return load_ssl(SPEC, **options)
