@@ -44,12 +44,30 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def path_sha256(path: str | Path) -> str:
+    """sha256 of a file, or of a folder's files (names and contents, sorted by name).
+
+    Args:
+        path: a checkpoint file or folder.
+
+    Returns:
+        The hex digest.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{f.relative_to(path)}\0{file_sha256(f)}\n".encode())
+    return digest.hexdigest()
+
+
 def cache_key(upstream: str, options: dict[str, Any], layers: bool) -> dict[str, Any]:
     """The record that identifies one upstream configuration.
 
     Args:
         upstream: upstream name.
-        options: its `load` options; a `checkpoint` path is replaced by the file's sha256.
+        options: its `load` options; a `checkpoint` path (file or folder) is replaced by its sha256.
         layers: whether every hidden layer is stored.
 
     Returns:
@@ -61,7 +79,7 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool) -> dict[str,
         "format": CACHE_FORMAT,
         "upstream": upstream,
         "options": opts,
-        "checkpoint_sha256": file_sha256(ckpt) if ckpt else None,
+        "checkpoint_sha256": path_sha256(ckpt) if ckpt else None,
         "layers": layers,
     }
 

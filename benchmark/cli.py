@@ -111,6 +111,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     opts = PretrainOptions(
         upstream=args.upstream,
         corpus=args.corpus,
+        quick=args.quick,
         preset=args.preset,
         steps=args.steps,
         minutes=args.minutes,
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("upstream", help="upstream name")
     p.add_argument("--corpus", default="music", help="music, speech, mix, or a path to audio (default: music)")
+    p.add_argument("--quick", action="store_true", help="use the quick build of a named corpus")
     p.add_argument("--preset", default="small", help="tiny, small, base or large (default: small)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="total optimiser steps (default: the preset's max_steps)")

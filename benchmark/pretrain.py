@@ -34,6 +34,7 @@ class PretrainOptions:
 
     upstream: str
     corpus: str = "music"
+    quick: bool = False  # the quick build of a named corpus
     preset: str = "small"
     steps: int | None = None  # total steps (the schedule length); default: the config's max_steps
     minutes: float | None = None  # stop after this wall time (the schedule still spans the steps)
@@ -129,7 +130,7 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
 
     spec = _spec(opts.upstream)
     rank, world, device = _distributed(opts.device)
-    corpus_name, files = resolve_corpus(opts.corpus)
+    corpus_name, files = resolve_corpus(opts.corpus, opts.quick)
     out = Path(opts.out) if opts.out else default_checkpoint_dir(spec.name, corpus_name, opts.preset)
     resuming = opts.resume and (out / STATE_FILE).is_file()
     if resuming:

@@ -21,14 +21,16 @@ NAMED_CORPORA = ("music", "speech", "mix")
 VAL_FRACTION = 0.1
 
 
-def resolve_corpus(corpus: str) -> tuple[str, list[Path]]:
+def resolve_corpus(corpus: str, quick: bool = False) -> tuple[str, list[Path]]:
     """Audio files of a corpus: an existing path (all audio under it) or a named melbench corpus.
 
     Args:
         corpus: a file or folder, or one of `music`, `speech`, `mix`.
+        quick: use the quick build of a named corpus (`melbench data build --quick`).
 
     Returns:
-        The corpus name used in checkpoint paths (the folder name for a path) and its files.
+        The corpus name used in checkpoint paths (the folder name for a path; `<name>-quick`
+        for a quick named corpus) and its files.
     """
     path = Path(corpus).expanduser()
     if path.exists():
@@ -39,7 +41,7 @@ def resolve_corpus(corpus: str) -> tuple[str, list[Path]]:
         from benchmark.corpora import corpus_files  # lazy: built on the data side of the project
     except ImportError as err:
         raise MelbenchError(f"corpus {corpus!r}: named corpora are not available in this checkout ({err})") from None
-    return corpus, list(corpus_files(corpus, quick=False))
+    return (f"{corpus}-quick" if quick else corpus), list(corpus_files(corpus, quick=quick))
 
 
 def seed_for(*parts: object) -> int:

@@ -205,3 +205,37 @@ def load_ssl(
 def config_record(spec: SSLSpec, config: Any, preset: str, corpus: str, step: int) -> dict[str, Any]:
     """The `config.json` record of a checkpoint."""
     return {"upstream": spec.name, "preset": preset, "corpus": corpus, "step": step, "config": config_dict(config)}
+
+
+# What `melbench run` pretrains when an upstream has no checkpoint yet: the `mix` corpus (music
+# and speech, since the tasks are both), tiny preset on the quick corpus with --quick, else the
+# small preset. Steps are fixed rather than timed so that a run is reproducible.
+RUN_CORPUS = "mix"
+RUN_QUICK = {"preset": "tiny", "steps": 150}
+RUN_FULL = {"preset": "small", "steps": 400}
+
+
+def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    """The checkpoint `melbench run` uses, pretraining it first if it does not exist.
+
+    Args:
+        spec: the upstream.
+        quick: tiny preset on the quick corpus instead of the small preset on the full one.
+        progress: show the pretraining progress bar.
+
+    Returns:
+        `load` options: `{"checkpoint": folder}`.
+    """
+    from benchmark.pretrain import PretrainOptions, pretrain
+
+    plan = RUN_QUICK if quick else RUN_FULL
+    corpus = f"{RUN_CORPUS}-quick" if quick else RUN_CORPUS
+    folder = default_checkpoint_dir(spec.name, corpus, plan["preset"])
+    record_file = folder / CONFIG_FILE
+    record = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else {}
+    if not record or record["step"] < record.get("total_steps", 0):  # missing, or a killed run
+        print(f"{spec.name}: pretraining {plan['preset']} on {corpus} for {plan['steps']} steps -> {folder}", flush=True)
+        # resume=True continues a killed earlier attempt exactly, or starts afresh if there is none.
+        pretrain(PretrainOptions(upstream=spec.name, corpus=RUN_CORPUS, quick=quick, preset=plan["preset"],
+                                 steps=plan["steps"], out=folder, resume=True, progress=progress))
+    return {"checkpoint": str(folder)}

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from upstreams._ssl import SSLSpec, SSLUpstream, TrainFields, init_mel_stats, load_ssl
+from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, TrainFields, init_mel_stats, load_ssl
 from upstreams._transformer import valid_mask
 
 
@@ -108,3 +108,8 @@ def load(**options) -> SSLUpstream:
         The upstream.
     """
     return load_ssl(SPEC, **options)
+
+
+def prepare(quick: bool = False) -> dict:
+    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
+    return prepare_ssl(SPEC, quick)

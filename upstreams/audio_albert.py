@@ -1,7 +1,7 @@
 """Audio ALBERT (Chi et al. 2021): Mockingjay with one layer's weights shared across depth, pretrained by melbench."""
 
 from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, MaskedReconstruction, ReconstructionConfig, sizes
-from upstreams._ssl import SSLSpec, SSLUpstream, load_ssl
+from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, load_ssl
 
 SHARED = {"share_weights": True}
 
@@ -32,3 +32,8 @@ def load(**options) -> SSLUpstream:
         The upstream.
     """
     return load_ssl(SPEC, **options)
+
+
+def prepare(quick: bool = False) -> dict:
+    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
+    return prepare_ssl(SPEC, quick)

@@ -1,7 +1,7 @@
 """Mockingjay (Liu et al. 2020): masked log-Mel reconstruction with a transformer, pretrained by melbench."""
 
 from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, MaskedReconstruction, ReconstructionConfig, sizes
-from upstreams._ssl import SSLSpec, SSLUpstream, load_ssl
+from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, load_ssl
 
 # base = the paper's 3 layers x 768 (12 heads, FFN 3072); large = 12 layers.
 SPEC = SSLSpec(
@@ -32,3 +32,8 @@ def load(**options) -> SSLUpstream:
         The upstream.
     """
     return load_ssl(SPEC, **options)
+
+
+def prepare(quick: bool = False) -> dict:
+    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
+    return prepare_ssl(SPEC, quick)

@@ -1,7 +1,7 @@
 """TERA (Liu et al. 2021): time, frequency and magnitude alteration reconstructed by a transformer, pretrained by melbench."""
 
 from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, MaskedReconstruction, ReconstructionConfig, sizes
-from upstreams._ssl import SSLSpec, SSLUpstream, load_ssl
+from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, load_ssl
 
 # Time spans as Mockingjay; a zeroed band of up to 20% of the bins; Gaussian noise on 10% of clips.
 ALTER = {"freq_mask_max": 0.2, "noise_prob": 0.1, "noise_std": 0.2}
@@ -32,3 +32,8 @@ def load(**options) -> SSLUpstream:
         The upstream.
     """
     return load_ssl(SPEC, **options)
+
+
+def prepare(quick: bool = False) -> dict:
+    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
+    return prepare_ssl(SPEC, quick)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from upstreams._ssl import SSLSpec, SSLUpstream, TrainFields, init_mel_stats, load_ssl
+from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, TrainFields, init_mel_stats, load_ssl
 from upstreams._transformer import Encoder, sinusoidal_positions, valid_mask
 
 
@@ -183,3 +183,8 @@ def load(**options) -> SSLUpstream:
         The upstream.
     """
     return load_ssl(SPEC, **options)
+
+
+def prepare(quick: bool = False) -> dict:
+    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
+    return prepare_ssl(SPEC, quick)
