@@ -5,7 +5,8 @@ On-disk format, under `$MELBENCH_HOME/features/`:
     <upstream>/<key>/key.json              the full cache key (upstream, options,
                                            checkpoint sha256, layers, format version)
     <upstream>/<key>/<ii>/<item>.npy       float32 features of one item: (n_frames, dim),
-                                           or (num_layers, n_frames, dim) with layers=True
+                                           or (num_layers, n_frames, dim) with layers=True;
+                                           pooled: (2 * dim,) or (num_layers, 2 * dim)
 
 `<key>` is the first 16 hex digits of the sha256 of key.json's canonical JSON; `<item>` is
 the sha256 of the audio file's bytes (so renamed copies hit, edited files miss) and `<ii>`
@@ -62,13 +63,14 @@ def path_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(upstream: str, options: dict[str, Any], layers: bool) -> dict[str, Any]:
+def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool = False) -> dict[str, Any]:
     """The record that identifies one upstream configuration.
 
     Args:
         upstream: upstream name.
         options: its `load` options; a `checkpoint` path (file or folder) is replaced by its sha256.
         layers: whether every hidden layer is stored.
+        pool: whether frames are stored pooled (mean and std over time) instead of per frame.
 
     Returns:
         A JSON-serialisable dict.
@@ -81,6 +83,7 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool) -> dict[str,
         "options": opts,
         "checkpoint_sha256": path_sha256(ckpt) if ckpt else None,
         "layers": layers,
+        "pool": "mean+std" if pool else None,
     }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 import torch
 from tqdm import tqdm
 
@@ -55,6 +56,21 @@ def _content_id(path: Path) -> str:
         raise MelbenchError(f"{path}: cannot read ({err.strerror})") from None
 
 
+def pool_mean_std(feats: np.ndarray) -> np.ndarray:
+    """Mean and std over frames, concatenated (per layer when there are layers).
+
+    Args:
+        feats: `(frames, dim)` or `(layers, frames, dim)`.
+
+    Returns:
+        `(2 * dim,)` or `(layers, 2 * dim)` float32; zeros for a clip with no frames.
+    """
+    feats = np.asarray(feats, dtype=np.float32)
+    if feats.shape[-2] == 0:
+        return np.zeros((*feats.shape[:-2], 2 * feats.shape[-1]), np.float32)
+    return np.concatenate([feats.mean(-2), feats.std(-2)], axis=-1)
+
+
 def features_of(upstream: Any, wave: np.ndarray, layers: bool = False) -> np.ndarray:
     """Run `upstream.extract` on one clip (in chunks if it is long) and return float32 numpy features.
 
@@ -78,6 +94,7 @@ def extract_files(
     layers: bool = False,
     cache_root: Path | None = None,
     progress: bool = True,
+    pool: bool = False,
 ) -> ExtractReport:
     """Extract features for each file once, reusing cached ones.
 
@@ -86,6 +103,7 @@ def extract_files(
         options: the upstream's `load` options.
         files: audio files.
         layers: store every hidden layer.
+        pool: store mean and std over frames instead of the frames (clip-level tasks).
         cache_root: cache folder (default `$MELBENCH_HOME/features`).
         progress: show a progress bar.
 
@@ -93,7 +111,7 @@ def extract_files(
         The report; a file that fails is listed in `skipped` and the rest go on.
     """
     upstream = load_upstream(upstream_name, options)
-    cache = FeatureCache(cache_key(upstream_name, options, layers), cache_root)
+    cache = FeatureCache(cache_key(upstream_name, options, layers, pool), cache_root)
     report = ExtractReport(frame_rate=float(upstream.frame_rate))
     for path in tqdm(files, desc=f"extract {upstream_name}", unit="file", disable=not progress):
         try:
@@ -101,7 +119,7 @@ def extract_files(
             feats = cache.get(item)
             cached = feats is not None
             if cached:
-                duration_s = feats.shape[-2] / upstream.frame_rate
+                duration_s = sf.info(str(path)).duration
             else:
                 wave = load_audio(path, upstream.sample_rate)
                 start = time.perf_counter()
@@ -111,6 +129,8 @@ def extract_files(
                 report.extracted_audio_s += duration_s
                 if not np.isfinite(feats).all():
                     raise MelbenchError(f"{path}: upstream {upstream_name!r} produced NaN/Inf features")
+                if pool:
+                    feats = pool_mean_std(feats)
                 cache.put(item, feats)
         except MelbenchError as err:
             report.skipped.append((str(path), str(err)))

@@ -110,7 +110,8 @@ class TaskRunner:
         self.cfg, self.log, self.upstream, self.options, self.task, self.spec = cfg, log, upstream, options, task, spec
         self.dataset = resolve_dataset(spec.dataset, cfg.quick)
         paths = sorted({str(item.path) for item in self.dataset.items})
-        report = extract_files(upstream, options, [Path(p) for p in paths], layers=True, progress=cfg.progress)
+        pool = self.dataset.level == "clip"  # clip probes need only mean+std: cache that, not frames
+        report = extract_files(upstream, options, [Path(p) for p in paths], layers=True, progress=cfg.progress, pool=pool)
         self.skipped = report.skipped
         self.extract_s = report.extract_s
         by_path = {str(r.path): r.feature_path for r in report.items}
@@ -120,7 +121,7 @@ class TaskRunner:
         self.train_items = [i for i in self.dataset.split("train") if i.id in self.feats]
         self.valid = build_rows(self.dataset, self.dataset.split("valid"), self.feats, self.frame_rate)
         self.test = build_rows(self.dataset, self.dataset.split("test"), self.feats, self.frame_rate)
-        key = cache_key(upstream, options, layers=True)
+        key = cache_key(upstream, options, layers=True, pool=pool)
         manifest = self.dataset.root / "manifest.jsonl"
         self.identity = {
             "upstream": upstream,

@@ -1,8 +1,8 @@
 """Turn a dataset plus cached upstream features into probe rows.
 
-Clip-level tasks pool each layer's frames into mean and std (one row per clip); frame-level
-tasks keep one row per frame, labelled with the segment under the frame's centre
-(`i / frame_rate` seconds); frames outside every segment are dropped.
+Clip-level tasks read features pooled at extraction (mean and std over frames per layer, one
+row per clip); frame-level tasks keep one row per frame, labelled with the segment under the
+frame's centre (`i / frame_rate` seconds); frames outside every segment are dropped.
 """
 
 from dataclasses import dataclass
@@ -25,21 +25,6 @@ class Rows:
     x: np.ndarray
     y: np.ndarray
     unit: np.ndarray
-
-
-def pool_clip(feats: np.ndarray) -> np.ndarray:
-    """Mean and std over frames, per layer.
-
-    Args:
-        feats: `(layers, frames, dim)`.
-
-    Returns:
-        `(layers, 2 * dim)` float32.
-    """
-    feats = np.asarray(feats, dtype=np.float32)
-    if feats.shape[1] == 0:
-        return np.zeros((feats.shape[0], 2 * feats.shape[2]), np.float32)
-    return np.concatenate([feats.mean(1), feats.std(1)], axis=1)  # (L, 2D)
 
 
 def frame_labels(item: Item, n_frames: int, frame_rate: float, class_index: dict[str, int]) -> np.ndarray:
@@ -67,7 +52,8 @@ def build_rows(dataset: Dataset, items: list[Item], feats: dict[str, np.ndarray]
     Args:
         dataset: gives the level, label type and classes.
         items: the items wanted.
-        feats: item id to `(layers, frames, dim)` features.
+        feats: item id to `(layers, frames, dim)` features (frame level) or `(layers, 2 * dim)`
+            pooled features (clip level).
         frame_rate: the upstream's frames per second.
 
     Returns:
@@ -86,7 +72,7 @@ def build_rows(dataset: Dataset, items: list[Item], feats: dict[str, np.ndarray]
             ys.append(labels[keep])
             units.append(np.full(int(keep.sum()), unit))
         else:
-            xs.append(pool_clip(f)[None])  # (1, L, 2D)
+            xs.append(np.asarray(f, dtype=np.float32)[None])  # (1, L, 2D)
             if dataset.labels == "multilabel":
                 hot = np.zeros((1, len(dataset.classes)), np.float32)
                 hot[0, [class_index[lab] for lab in item.labels if lab in class_index]] = 1
