@@ -17,7 +17,8 @@ from benchmark.errors import MelbenchError
 from benchmark.report import effect, write_report
 from benchmark.runs import RunLog, read_runs
 
-RUN = ["run", "--upstreams", "mel,upstreams._template", "--tasks", "demo", "--quiet"]
+DEMO_TASKS = str(Path(__file__).parent / "demo_tasks.yaml")
+RUN = ["run", "--upstreams", "mel,upstreams._template", "--tasks-file", DEMO_TASKS, "--quiet"]
 
 
 def leaderboard(out: Path) -> list[list[str]]:
@@ -48,7 +49,7 @@ def test_run_writes_records_tables_and_plots_then_skips_done(tmp_path: Path) -> 
 
 
 def test_kill_and_resume_gives_the_same_tables(tmp_path: Path, melbench_home: Path) -> None:
-    run_mel = ["run", "--upstreams", "mel", "--tasks", "demo", "--quiet"]  # 2 fractions x 3 seeds
+    run_mel = ["run", "--upstreams", "mel", "--tasks-file", DEMO_TASKS, "--quiet"]  # 2 fractions x 3 seeds
     reference = tmp_path / "reference"
     assert main([*run_mel, "--out", str(reference)]) == 0
     out = tmp_path / "killed"
@@ -110,8 +111,8 @@ def test_report_from_a_small_runs_file(tmp_path: Path) -> None:
 
 def test_run_rejects_bad_arguments(capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--tasks", "nope"]) == 2
-    assert "unknown task 'nope'; known: demo" in capsys.readouterr().err
-    assert main(["run", "--upstreams", "nope", "--tasks", "demo"]) == 2
+    assert "unknown task 'nope'; known: phones, instrument, pitch, tagging, key, genre" in capsys.readouterr().err
+    assert main(["run", "--upstreams", "nope", "--tasks-file", DEMO_TASKS]) == 2
     assert "unknown upstream 'nope'" in capsys.readouterr().err
     assert main(["run", "--fractions", "0,2"]) == 2
     assert "each must be in (0, 1]" in capsys.readouterr().err
