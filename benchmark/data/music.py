@@ -141,7 +141,7 @@ def _crops(renderer_box: list, ctx: BuildContext, config: MusicConfig, piece: Pi
 
 def build_music(ctx: BuildContext) -> dict[str, int]:
     """Render crops and pretraining pieces; write `tagging`, `key`, `genre` and the score part
-    of the `music` corpus (`corpora/music/scores.jsonl`).
+    of the `music` corpus (`parts/scores.jsonl`).
 
     Returns:
         {"pieces": pieces used, "crops": crops in the datasets}.
@@ -158,7 +158,7 @@ def build_music(ctx: BuildContext) -> dict[str, int]:
                     renderer_box.append(Renderer())
                 wave, _ = render_piece(renderer_box[0], ctx, piece, score, TRAIN_SOUNDFONTS, config.pretrain_max_s)
                 write_audio(path, wave)
-            pretrain.append({"id": pid, "path": rel(path, ctx.root / "corpora" / "music"), "group": piece.key,
+            pretrain.append({"id": pid, "path": rel(path, ctx.root), "group": piece.key,
                              "source_item": piece.key, "collection": piece.collection,
                              "duration_s": sf.info(str(path)).duration})
             continue
@@ -170,7 +170,7 @@ def build_music(ctx: BuildContext) -> dict[str, int]:
                           "collection": piece.collection, "title": score["title"], "key": score["key"],
                           **done["recipe"], "tags": score["tags"] + [f"instrument:{f}" for f in families]})
     _write_crop_datasets(ctx, config, crops)
-    write_jsonl(ctx.root / "corpora" / "music" / "scores.jsonl", pretrain)
+    write_jsonl(ctx.root / "parts" / "scores.jsonl", pretrain)
     return {"pieces": len({c["group"] for c in crops}) + len(pretrain), "crops": len(crops)}
 
 

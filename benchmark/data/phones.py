@@ -61,7 +61,7 @@ def _speak(ctx: BuildContext, wanted: dict[str, dict[str, str]]) -> None:
 
 
 def build_speech(ctx: BuildContext) -> dict[str, int]:
-    """Synthesise and write the `phones` dataset and the `speech` corpus.
+    """Synthesise; write the `phones` dataset and the `speech` corpus part (`parts/speech.jsonl`).
 
     Returns:
         {"dropped": utterances festival failed on}.
@@ -80,7 +80,7 @@ def build_speech(ctx: BuildContext) -> dict[str, int]:
         wanted.setdefault(voice, {})[sentence_id(text)] = text
     _speak(ctx, wanted)
 
-    folder, corpus = ctx.root / "phones", ctx.root / "corpora" / "speech"
+    folder = ctx.root / "phones"
     records, corpus_records, dropped = [], [], 0
     for split, voice, text in plan:
         sid = sentence_id(text)
@@ -93,12 +93,12 @@ def build_speech(ctx: BuildContext) -> dict[str, int]:
         common: dict[str, Any] = {"id": f"{voice}-{sid}", "group": sid, "duration_s": segments[-1][1],
                                   "voice": voice, "text": text, "source_item": f"sentence:{sid}"}
         if split == "pretrain":
-            corpus_records.append({**common, "path": rel(audio, corpus)})
+            corpus_records.append({**common, "path": rel(audio, ctx.root)})
         else:
             records.append({**common, "path": rel(audio, folder), "split": split, "segments": segments})
     meta = {"name": "phones", "level": "frame", "labels": "multiclass", "classes": list(PHONE_CLASSES),
             "frame_s": 0.01, "sr_hz": SR_HZ, "source": "Festival voices kal, ked, slt; sentences from Debian fortunes",
             "description": "phone of each 10 ms frame (39 CMUdict phones + sil); test: unseen sentences, unseen voice slt"}
     write_dataset(folder, meta, records)
-    write_jsonl(corpus / "manifest.jsonl", corpus_records)
+    write_jsonl(ctx.root / "parts" / "speech.jsonl", corpus_records)
     return {"dropped": dropped}
