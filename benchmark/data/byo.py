@@ -46,8 +46,8 @@ def read_lab(path: Path) -> list[tuple[float, float, str]]:
     try:
         times = [(r[0], r[1]) for r in rows]
         htk = all(re.fullmatch(r"\d+", t) for pair in times for t in pair)
-        scale = 1e-7 if htk else 1.0
-        return [(float(r[0]) * scale, float(r[1]) * scale, r[2].strip()) for r in rows]
+        per_s = 1e7 if htk else 1.0
+        return [(float(r[0]) / per_s, float(r[1]) / per_s, r[2].strip()) for r in rows]
     except (IndexError, ValueError):
         raise MelbenchError(f"{path}: expected lines `start end label`") from None
 

@@ -17,6 +17,7 @@ SOUNDFONTS = {
     "timgm6mb": ("/usr/share/sounds/sf2/TimGM6mb.sf2", "timgm6mb-soundfont"),
 }
 TRAIN_SOUNDFONTS = ("fluidr3", "musescore")
+POLYPHONY = 128  # voice slots (a multiple of 64, see `_silence_all`); pieces stay well under it
 TEST_SOUNDFONT = "timgm6mb"
 
 FAMILIES = (
@@ -81,18 +82,17 @@ class Renderer:
         require_module("fluidsynth", "pyfluidsynth")
         import fluidsynth  # lazy: needs libfluidsynth3 from Debian
 
-        self._synth = fluidsynth.Synth(samplerate=float(SR_HZ), gain=self.gain)
+        # Effects must be off before the synth is created: set afterwards, the reverb stays on and
+        # its tail leaks from one render into the next (measured).
+        effects_off = {"synth.chorus.active": 0, "synth.reverb.active": 0, "synth.polyphony": POLYPHONY}
+        self._synth = fluidsynth.Synth(samplerate=float(SR_HZ), gain=self.gain, channels=16, **effects_off)
         self._write_float = fluidsynth.cfunc(
             "fluid_synth_write_float", ctypes.c_int, ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
             ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
             ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1),
         )
-        self._synth.setting("synth.chorus.active", 0)
-        self._synth.setting("synth.reverb.active", 0)
         self._ids = {name: self._synth.sfload(str(soundfont_path(name))) for name in SOUNDFONTS}
-        # The very first render of a fresh synth differs slightly from every later one (measured);
-        # after one throw-away note, a render depends only on its own request.
-        self.note(TEST_SOUNDFONT, 0, 60)
+        self._silence_all()
 
     def _samples(self, n: int) -> np.ndarray:
         """Pull `n` mono float samples.
@@ -109,10 +109,24 @@ class Renderer:
         return (left + right) / 2
 
     def _silence_all(self) -> None:
-        """Stop every voice and let release tails die so the next render starts clean."""
+        """Stop every voice and put every voice slot into the same state.
+
+        FluidSynth reuses voice slots, and a voice's first 64-sample block depends on what the
+        slot played last (measured: up to 4e-4 difference). Filling every slot with the same
+        flush notes before each render makes a render depend only on its own request, so a
+        resumed build writes the same bytes as a clean one.
+        """
         for channel in range(16):
             self._synth.cc(channel, 120, 0)  # all sound off
-        self._samples(SR_HZ // 10)
+        # TimGM6mb's piano plays one voice per note: POLYPHONY distinct notes fill every slot.
+        for channel in (14, 15):
+            self._synth.program_select(channel, self._ids[TEST_SOUNDFONT], 0, 0)
+        for i in range(POLYPHONY):
+            self._synth.noteon(14 + i // 64, 20 + i % 64, 100)
+        self._samples(256)
+        for channel in range(16):
+            self._synth.cc(channel, 120, 0)
+        self._samples(256)
 
     def note(self, soundfont: str, program: int, pitch: int, velocity: int = 100,
              hold_s: float = 3.0, dur_s: float = 4.0) -> np.ndarray:
