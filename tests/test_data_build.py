@@ -119,3 +119,15 @@ def test_rebuild_is_free_and_a_resumed_build_gives_identical_files(quick_home):
     build(quick=True, home=quick_home, log=lambda line: None)
     assert {p: _digest(p) for p in victims} == before
     assert {n: (root / n / "manifest.jsonl").read_text() for n in DATASETS} == manifests
+
+
+def test_data_info_cli_prints_splits_hours_and_labels(quick_home, monkeypatch, capsys):
+    from benchmark.cli import main
+
+    monkeypatch.setenv("MELBENCH_HOME", str(quick_home))
+    assert main(["data", "info", "genre", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "genre: clip-level multiclass, 8 classes" in out
+    assert " test " in out and "train label items: aird 2," in out
+    assert main(["data", "info", "genre"]) == 2  # the full build is not there
+    assert "run `melbench data build`" in capsys.readouterr().err

@@ -3,7 +3,7 @@ runs resumable), assemble the pretraining corpora, check for leaks, summarise.""
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -90,7 +90,3 @@ def build(quick: bool = False, seed: int = 0, games: bool | None = None, home: P
         mark_done(ctx.root / "corpora", final)
     return report
 
-
-def report_dict(report: BuildReport) -> dict:
-    """The report as plain data (for tests and logs)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(report).items()}

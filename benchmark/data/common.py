@@ -4,6 +4,7 @@ manifest writes, done-markers, and checks for the packages a builder needs."""
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,8 +126,6 @@ def mark_done(folder: Path, recipe: dict[str, Any]) -> None:
 
 def rel(path: Path, start: Path) -> str:
     """`path` relative to folder `start` (may climb with `..`), POSIX style."""
-    import os
-
     return Path(os.path.relpath(path, start)).as_posix()
 
 

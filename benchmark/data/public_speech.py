@@ -52,7 +52,7 @@ def load_librispeech(root: Path, seed: int = 0) -> Dataset:
             raise MelbenchError(f"{f}: not found (expected the CPC alignment files in {root})")
     audio = {p.stem: p for p in root.rglob("*.flac")}
     labels = {}
-    for n, line in enumerate(aligned.read_text().splitlines(), 1):
+    for line in aligned.read_text().splitlines():
         parts = line.split()
         if parts:
             labels[parts[0]] = parts[1:]
