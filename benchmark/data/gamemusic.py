@@ -5,7 +5,7 @@ then decoded and resampled to 16 kHz FLAC."""
 import subprocess
 import sys
 import zipfile
-from multiprocessing import Pool
+from multiprocessing import get_context
 from pathlib import Path
 
 import soundfile as sf
@@ -88,7 +88,9 @@ def build_games(ctx: BuildContext, workers: int = 2) -> dict[str, int]:
         for src in tracks(unpacked):
             name = "-".join(src.relative_to(unpacked).with_suffix("").parts[-2:])
             jobs.append((src, ctx.audio / "games" / package / f"{name}.flac"))
-        with Pool(workers) as pool:
+        # spawn, not fork: the parent has already run torch (resampling speech), and a forked
+        # child that touches torch's thread pool again hangs (measured: the build stalled).
+        with get_context("spawn").Pool(workers) as pool:
             errors = pool.starmap(_decode, jobs, chunksize=1)
         for (src, dst), error in zip(jobs, errors):
             if error:

@@ -9,7 +9,7 @@ soundfont (TimGM6mb) is unheard before testing.
 
 import json
 from dataclasses import dataclass
-from multiprocessing import Pool
+from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,8 @@ def select_pieces(ctx: BuildContext, config: MusicConfig) -> list[tuple[str, Pie
     chosen: dict[tuple[str, str], list[tuple[Piece, dict[str, Any]]]] = {slot: [] for slot in queues}
     # Convert in rounds, each asking only for what is still missing: scores that fail to
     # convert are replaced by the next piece in the seeded order, and nothing extra is parsed.
-    with Pool(config.workers) as workers:
+    # spawn, not fork: forking a process that has used torch or FluidSynth threads can hang
+    with get_context("spawn").Pool(config.workers) as workers:
         while True:
             batch = []
             for (collection, pool), queue in queues.items():
