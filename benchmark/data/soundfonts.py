@@ -118,6 +118,7 @@ class Renderer:
         """
         for channel in range(16):
             self._synth.cc(channel, 120, 0)  # all sound off
+        self._samples(64)  # a silenced voice frees its slot only at the next rendered block
         # TimGM6mb's piano plays one voice per note: POLYPHONY distinct notes fill every slot.
         for channel in (14, 15):
             self._synth.program_select(channel, self._ids[TEST_SOUNDFONT], 0, 0)
