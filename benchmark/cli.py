@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -132,6 +133,37 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from benchmark.data.build import DATASETS, build
+    from benchmark.data.info import split_table
+    from benchmark.dataset import load_dataset_dir
+
+    start = time.perf_counter()
+    report = build(quick=args.quick, seed=args.seed, games=args.games)
+    print(f"built {report.root} in {time.perf_counter() - start:.1f} s")
+    for name in DATASETS:
+        dataset = load_dataset_dir(report.root / name)
+        print(f"{name} ({dataset.level}, {len(dataset.classes)} classes):")
+        print("\n".join(split_table(dataset)))
+    from benchmark.corpora import CORPORA, corpus_records
+
+    for name in CORPORA:
+        records = corpus_records(name, args.quick)
+        hours = sum(r["duration_s"] for r in records) / 3600
+        print(f"corpus {name}: {len(records)} files, {hours:.2f} h")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from benchmark.data.build import DATASETS
+    from benchmark.data.info import describe
+    from benchmark.datasets import load_dataset
+
+    for name in [args.name] if args.name else DATASETS:
+        print(describe(load_dataset(name, quick=args.quick), distribution=bool(args.name)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -221,6 +253,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="regenerate tables, plots and REPORT.md from OUT/runs.jsonl")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.set_defaults(fn=cmd_report)
+
+    data = sub.add_parser("data", help="build and inspect the embedded datasets and pretraining corpora")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    p = data_sub.add_parser(
+        "build",
+        help="build (or complete) the embedded datasets and corpora under $MELBENCH_HOME/data",
+        description="Render notes and scores through the Debian soundfonts, synthesise speech with "
+        "Festival, and (full build) decode the Debian game-music packages; write a manifest per "
+        "dataset and corpus, check for leaks, print a summary. Idempotent: a second run does no work.",
+    )
+    p.add_argument("--quick", action="store_true", help="small build for tests and CI (about a minute)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    games = p.add_mutually_exclusive_group()
+    games.add_argument("--games", dest="games", action="store_const", const=True, default=None,
+                       help="include game-music recordings (default: full build only)")
+    games.add_argument("--no-games", dest="games", action="store_const", const=False,
+                       help="leave game-music recordings out")
+    p.set_defaults(fn=cmd_data_build)
+    p = data_sub.add_parser(
+        "info",
+        help="splits, counts, hours and label distribution of a dataset",
+        description="NAME is an embedded dataset, a dataset folder, a CSV manifest or LOADER:PATH "
+        "(gtzan, magnatagatune, nsynth, nsynth-pitch, librispeech, timit). Without NAME: every embedded dataset.",
+    )
+    p.add_argument("name", nargs="?", help="dataset name or path")
+    p.add_argument("--quick", action="store_true", help="the quick build")
+    p.set_defaults(fn=cmd_data_info)
     return parser
 
 
