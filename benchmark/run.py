@@ -4,7 +4,7 @@
 Resuming: features come from the cache and a probe run already in runs.jsonl is skipped, so a
 killed run started again redoes at most the probe that was in flight.
 
-An upstream module may define `prepare(quick: bool) -> dict` returning the `load` options
+An upstream module may define `prepare(quick: bool, progress: bool) -> dict` returning the `load` options
 `melbench run` should use (for a self-supervised model: its pretrained checkpoint, pretraining
 it first if missing). Upstreams without it are loaded with no options.
 """
@@ -57,7 +57,8 @@ class RunConfig:
 
 
 def resolve_dataset(name: str, quick: bool) -> Dataset:
-    """Load a task's dataset: the built-in demo, an embedded dataset, or a manifest path.
+    """Load a task's dataset: the built-in demo, or anything `benchmark.datasets.load_dataset`
+    resolves (embedded name, dataset folder, user manifest, `LOADER:PATH`).
 
     Args:
         name: dataset name or path.
@@ -70,20 +71,29 @@ def resolve_dataset(name: str, quick: bool) -> Dataset:
         from benchmark.demo import build_demo_dataset
 
         return load_dataset_dir(build_demo_dataset())
-    if Path(name).is_dir():
-        return load_dataset_dir(name)
-    try:
-        from benchmark.datasets import load_dataset
-    except ImportError:
-        raise MelbenchError(f"dataset {name!r}: embedded datasets are not available in this install") from None
+    from benchmark.datasets import load_dataset
+
     return load_dataset(name, quick=quick)
 
 
-def prepare_upstream(name: str, quick: bool) -> dict[str, Any]:
+def build_embedded_data(cfg: "RunConfig") -> None:
+    """Build (or complete) the embedded datasets if a task names one.
+
+    The build is idempotent, so when everything is built this costs a few seconds.
+    """
+    from benchmark.data.build import build
+    from benchmark.datasets import EMBEDDED
+
+    if any(spec.dataset in EMBEDDED for spec in cfg.tasks.values()):
+        print(f"data: building the embedded corpus{' (quick)' if cfg.quick else ''} where missing", flush=True)
+        build(quick=cfg.quick)
+
+
+def prepare_upstream(name: str, quick: bool, progress: bool = True) -> dict[str, Any]:
     """The `load` options `melbench run` uses for an upstream (see the module docstring)."""
     module = load_module(name)
     prepare = getattr(module, "prepare", None)
-    return dict(prepare(quick=quick)) if prepare else {}
+    return dict(prepare(quick=quick, progress=progress)) if prepare else {}
 
 
 def _probe_config(spec: TaskSpec, layer: int | None) -> ProbeConfig:
@@ -198,9 +208,10 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
     counts = {"done": 0, "skipped_done": 0, "failed_pairs": 0}
     started = time.perf_counter()
     with RunLog(cfg.out_dir) as log:
+        build_embedded_data(cfg)
         for u_index, upstream in enumerate(cfg.upstreams, 1):
             print(f"[{u_index}/{len(cfg.upstreams)}] {upstream}: preparing", flush=True)
-            options = prepare_upstream(upstream, cfg.quick)
+            options = prepare_upstream(upstream, cfg.quick, cfg.progress)
             for task, spec in cfg.tasks.items():
                 print(f"[{u_index}/{len(cfg.upstreams)}] {upstream} x {task}: extracting features", flush=True)
                 try:

@@ -1,13 +1,18 @@
 """Low-data subsets of a training split: seeded, stratified, grouped and nested.
 
-For a seed, every group (recording, piece, sentence) of the training split gets one position
+The unit of selection is an item's recording: its `source_item` (the piece, sentence or note
+render it came from, which embedded datasets record) or else its `group`. So crops of one
+piece, or one sentence in two voices, are always selected together, while a coarse split
+group (e.g. every note of one GM program) does not make the smallest subsets coarse.
+
+For a seed, every unit of the training split gets one position
 in a single ordering; the subset at fraction f is the shortest prefix holding at least
 `ceil(f * n_items)` items. Because every fraction is a prefix of the same ordering, the 1%
-subset lies inside the 5% subset for the same seed (nested), and a group is either wholly in
-or wholly out (grouped). Stratification: the ordering starts with one group per class (so
+subset lies inside the 5% subset for the same seed (nested), and a unit is either wholly in
+or wholly out (grouped). Stratification: the ordering starts with one unit per class (so
 every class with a training example is present, even where that exceeds the fraction), then interleaves classes by
-each group's relative rank within its class, so any prefix holds about the same share of
-every class. A group's class is its rarest label (multi-label clips and frame-level
+each unit's relative rank within its class, so any prefix holds about the same share of
+every class. A unit's class is its rarest label (multi-label clips and frame-level
 utterances hold several): this keeps rare tags and phones represented in small subsets.
 """
 
@@ -19,24 +24,29 @@ import numpy as np
 from benchmark.dataset import Item
 
 
+def unit_of(item: Item) -> str:
+    """The recording an item comes from: `source_item` if the manifest has it, else `group`."""
+    return str(item.extra.get("source_item", item.group))
+
+
 def _item_labels(item: Item) -> set[str]:
     return set(item.labels) or {seg[2] for seg in item.segments}
 
 
 def subset_order(items: list[Item], seed: int) -> tuple[list[str], int]:
-    """The seeded, stratified ordering of the training groups.
+    """The seeded, stratified ordering of the training units (recordings).
 
     Args:
         items: training items.
         seed: subset seed.
 
     Returns:
-        Group ids in order (prefixes of it are the subsets) and the number of strata, i.e.
-        how many leading groups cover one class each.
+        Unit ids in order (prefixes of it are the subsets) and the number of strata, i.e.
+        how many leading units cover one class each.
     """
     groups: dict[str, list[Item]] = defaultdict(list)
     for item in items:
-        groups[item.group].append(item)
+        groups[unit_of(item)].append(item)
     label_counts = Counter(lab for item in items for lab in _item_labels(item))
     by_class: dict[str, list[str]] = defaultdict(list)
     for gid in sorted(groups):
@@ -70,14 +80,14 @@ def low_data_subset(items: list[Item], fraction: float, seed: int) -> list[Item]
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if fraction == 1:
         return list(items)
-    sizes = Counter(item.group for item in items)
+    sizes = Counter(unit_of(item) for item in items)
     target = math.ceil(fraction * len(items))
     order, n_strata = subset_order(items, seed)
     chosen, count = set(), 0
     for position, gid in enumerate(order):
-        # Stop at the target size, but never before one group of every class is in.
+        # Stop at the target size, but never before one unit of every class is in.
         if count >= target and position >= n_strata:
             break
         chosen.add(gid)
         count += sizes[gid]
-    return [item for item in items if item.group in chosen]
+    return [item for item in items if unit_of(item) in chosen]

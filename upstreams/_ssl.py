@@ -226,6 +226,7 @@ def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True) -> di
     Returns:
         `load` options: `{"checkpoint": folder}`.
     """
+    from benchmark.data.build import build
     from benchmark.pretrain import PretrainOptions, pretrain
 
     plan = RUN_QUICK if quick else RUN_FULL
@@ -234,6 +235,7 @@ def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True) -> di
     record_file = folder / CONFIG_FILE
     record = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else {}
     if not record or record["step"] < record.get("total_steps", 0):  # missing, or a killed run
+        build(quick=quick)  # the pretraining corpus (idempotent: seconds when already built)
         print(f"{spec.name}: pretraining {plan['preset']} on {corpus} for {plan['steps']} steps -> {folder}", flush=True)
         # resume=True continues a killed earlier attempt exactly, or starts afresh if there is none.
         pretrain(PretrainOptions(upstream=spec.name, corpus=RUN_CORPUS, quick=quick, preset=plan["preset"],

@@ -34,6 +34,6 @@ def load(**options) -> SSLUpstream:
     return load_ssl(SPEC, **options)
 
 
-def prepare(quick: bool = False) -> dict:
+def prepare(quick: bool = False, progress: bool = True) -> dict:
     """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
-    return prepare_ssl(SPEC, quick)
+    return prepare_ssl(SPEC, quick, progress)
