@@ -32,6 +32,9 @@ from benchmark.upstream import Upstream
 
 DEFAULT_CORPUS = "music"
 
+# What the contract tests load each SSL upstream with: an explicitly untrained tiny model.
+CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
+
 
 @dataclass(frozen=True)
 class TrainFields:
@@ -56,6 +59,14 @@ class SSLSpec:
     config_cls: type
     presets: dict[str, Any]
     model_cls: type
+
+    def load(self, **options: Any) -> "SSLUpstream":
+        """The module's `load(**options)`: see `load_ssl` for the options."""
+        return load_ssl(self, **options)
+
+    def prepare(self, quick: bool = False, progress: bool = True) -> dict[str, Any]:
+        """The module's `prepare`: `load` options for `melbench run` (see `prepare_ssl`)."""
+        return prepare_ssl(self, quick, progress)
 
     def config(self, preset: str, overrides: dict[str, Any] | None = None) -> Any:
         """The preset's config with type-checked overrides.

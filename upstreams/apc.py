@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, TrainFields, init_mel_stats, load_ssl
+from upstreams._ssl import CHECK_OPTIONS, SSLSpec, TrainFields, init_mel_stats
 from upstreams._transformer import valid_mask
 
 
@@ -94,22 +94,7 @@ SPEC = SSLSpec(
     model_cls=APC,
 )
 
-# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
-CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
-
-
-def load(**options) -> SSLUpstream:
-    """Load APC.
-
-    Args:
-        **options: as `upstreams.mockingjay.load`.
-
-    Returns:
-        The upstream.
-    """
-    return load_ssl(SPEC, **options)
-
-
-def prepare(quick: bool = False, progress: bool = True) -> dict:
-    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
-    return prepare_ssl(SPEC, quick, progress)
+# The contract: `load(**options)` (options: `upstreams._ssl.load_ssl`) and `prepare` for
+# `melbench run`; the imported CHECK_OPTIONS are what the contract tests load it with.
+load = SPEC.load
+prepare = SPEC.prepare

@@ -1,7 +1,7 @@
 """Audio ALBERT (Chi et al. 2021): Mockingjay with one layer's weights shared across depth, pretrained by melbench."""
 
 from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, MaskedReconstruction, ReconstructionConfig, sizes
-from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, load_ssl
+from upstreams._ssl import CHECK_OPTIONS, SSLSpec
 
 SHARED = {"share_weights": True}
 
@@ -18,22 +18,7 @@ SPEC = SSLSpec(
     model_cls=MaskedReconstruction,
 )
 
-# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
-CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
-
-
-def load(**options) -> SSLUpstream:
-    """Load Audio ALBERT.
-
-    Args:
-        **options: as `upstreams.mockingjay.load`.
-
-    Returns:
-        The upstream.
-    """
-    return load_ssl(SPEC, **options)
-
-
-def prepare(quick: bool = False, progress: bool = True) -> dict:
-    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
-    return prepare_ssl(SPEC, quick, progress)
+# The contract: `load(**options)` (options: `upstreams._ssl.load_ssl`) and `prepare` for
+# `melbench run`; the imported CHECK_OPTIONS are what the contract tests load it with.
+load = SPEC.load
+prepare = SPEC.prepare

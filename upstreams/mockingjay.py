@@ -1,7 +1,7 @@
 """Mockingjay (Liu et al. 2020): masked log-Mel reconstruction with a transformer, pretrained by melbench."""
 
 from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, MaskedReconstruction, ReconstructionConfig, sizes
-from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, load_ssl
+from upstreams._ssl import CHECK_OPTIONS, SSLSpec
 
 # base = the paper's 3 layers x 768 (12 heads, FFN 3072); large = 12 layers.
 SPEC = SSLSpec(
@@ -16,24 +16,7 @@ SPEC = SSLSpec(
     model_cls=MaskedReconstruction,
 )
 
-# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
-CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
-
-
-def load(**options) -> SSLUpstream:
-    """Load Mockingjay.
-
-    Args:
-        **options: `checkpoint`, `layer` (-1 = last), `preset` (tiny/small/base/large),
-            `device`, `corpus`, `random_init`, `seed`, and config fields with `random_init`
-            (see `upstreams._ssl.load_ssl`).
-
-    Returns:
-        The upstream.
-    """
-    return load_ssl(SPEC, **options)
-
-
-def prepare(quick: bool = False, progress: bool = True) -> dict:
-    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
-    return prepare_ssl(SPEC, quick, progress)
+# The contract: `load(**options)` (options: `upstreams._ssl.load_ssl`) and `prepare` for
+# `melbench run`; the imported CHECK_OPTIONS are what the contract tests load it with.
+load = SPEC.load
+prepare = SPEC.prepare

@@ -1,7 +1,7 @@
 """TERA (Liu et al. 2021): time, frequency and magnitude alteration reconstructed by a transformer, pretrained by melbench."""
 
 from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, MaskedReconstruction, ReconstructionConfig, sizes
-from upstreams._ssl import SSLSpec, SSLUpstream, prepare_ssl, load_ssl
+from upstreams._ssl import CHECK_OPTIONS, SSLSpec
 
 # Time spans as Mockingjay; a zeroed band of up to 20% of the bins; Gaussian noise on 10% of clips.
 ALTER = {"freq_mask_max": 0.2, "noise_prob": 0.1, "noise_std": 0.2}
@@ -18,22 +18,7 @@ SPEC = SSLSpec(
     model_cls=MaskedReconstruction,
 )
 
-# What the contract tests use: an explicitly untrained tiny model (no checkpoint needed).
-CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
-
-
-def load(**options) -> SSLUpstream:
-    """Load TERA.
-
-    Args:
-        **options: as `upstreams.mockingjay.load`.
-
-    Returns:
-        The upstream.
-    """
-    return load_ssl(SPEC, **options)
-
-
-def prepare(quick: bool = False, progress: bool = True) -> dict:
-    """`load` options for `melbench run`: the default checkpoint, pretrained first if missing."""
-    return prepare_ssl(SPEC, quick, progress)
+# The contract: `load(**options)` (options: `upstreams._ssl.load_ssl`) and `prepare` for
+# `melbench run`; the imported CHECK_OPTIONS are what the contract tests load it with.
+load = SPEC.load
+prepare = SPEC.prepare
