@@ -1,0 +1,32 @@
+"""`melbench run --quick` on an embedded task with a self-supervised upstream: the run
+pretrains the missing checkpoint, extracts, probes and reports; a second run reuses it all."""
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.runs import read_runs
+
+
+def test_quick_run_pretrains_missing_checkpoint_then_reuses_it(
+    quick_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("MELBENCH_HOME", str(quick_home))
+    out = tmp_path / "results"
+    args = ["run", "--quick", "--upstreams", "mel,mockingjay", "--tasks", "instrument",
+            "--fractions", "0.1,1", "--seeds", "2", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "mockingjay: pretraining tiny on mix-quick for 150 steps" in printed
+    checkpoint = quick_home / "checkpoints" / "mockingjay" / "mix-quick-tiny" / "model.safetensors"
+    assert checkpoint.is_file()
+    records = read_runs(out / "runs.jsonl")
+    ssl = [r for r in records if r["upstream"] == "mockingjay"]
+    # 2 fractions x 2 seeds with the weighted layers, plus one probe per hidden state (3 in tiny).
+    assert len(ssl) == 4 + 3 and all(r["checkpoint_sha256"] for r in ssl)
+    assert len([r for r in records if r["upstream"] == "mel"]) == 4
+    assert "mockingjay" in (out / "REPORT.md").read_text()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "pretraining" not in printed and "0 probe runs, 11 already done" in printed
