@@ -69,6 +69,7 @@ def _csv(value: str) -> tuple[str, ...]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.registry import available_upstreams
+    from benchmark.report import BASELINE
     from benchmark.run import RunConfig, run_all
     from benchmark.tasks import load_tasks
 
@@ -89,6 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seeds < 1:
         raise MelbenchError(f"--seeds {args.seeds}: must be >= 1")
     upstreams = _csv(args.upstreams) if args.upstreams else tuple(available_upstreams())
+    # The baseline runs first: every comparison in the report needs it, even in a partial run.
+    upstreams = tuple(sorted(upstreams, key=lambda u: u != BASELINE))
     cfg = RunConfig(
         upstreams=upstreams, tasks=tasks, out_dir=Path(args.out), quick=args.quick, fractions=fractions,
         seeds=args.seeds, layer_sweep=not args.no_layer_sweep, progress=not args.quiet,

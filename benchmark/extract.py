@@ -14,7 +14,10 @@ from benchmark.audio import load_audio
 from benchmark.cache import FeatureCache, cache_key, file_sha256
 from benchmark.errors import MelbenchError
 from benchmark.registry import load_upstream
-from benchmark.upstream import extract_chunked
+from benchmark.upstream import batch_extract, extract_chunked, pad_batch
+
+BATCH_SIZE = 16  # clips per padded extract_batch call
+MAX_BATCH_CLIP_S = 60.0  # longer clips (or any beyond an upstream's max_input_s) go one by one
 
 
 @dataclass
@@ -87,6 +90,22 @@ def features_of(upstream: Any, wave: np.ndarray, layers: bool = False) -> np.nda
     return out.detach().to("cpu", torch.float32).numpy()
 
 
+def _extract_batch(upstream: Any, waves: list[np.ndarray], layers: bool) -> list[np.ndarray]:
+    """Features of several clips: one padded `batch_extract` call, or one by one for long clips.
+
+    Padding never changes a result: the contract (checked by `melbench check`) requires the
+    batched path to give each clip's own frames.
+    """
+    long_s = getattr(upstream, "max_input_s", None) or MAX_BATCH_CLIP_S
+    if len(waves) == 1 or max(len(w) for w in waves) > long_s * upstream.sample_rate:
+        return [features_of(upstream, w, layers) for w in waves]
+    padded, lengths = pad_batch([torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)) for w in waves])
+    with torch.inference_mode():
+        feats, frames = batch_extract(upstream, padded, lengths, layers=layers)  # (B, [L,] T, D), (B,)
+    feats = feats.detach().to("cpu", torch.float32).numpy()
+    return [feats[i, ..., : int(n), :] for i, n in enumerate(frames)]
+
+
 def extract_files(
     upstream_name: str,
     options: dict[str, Any],
@@ -95,17 +114,19 @@ def extract_files(
     cache_root: Path | None = None,
     progress: bool = True,
     pool: bool = False,
+    batch_size: int = BATCH_SIZE,
 ) -> ExtractReport:
-    """Extract features for each file once, reusing cached ones.
+    """Extract features for each file once, reusing cached ones; misses go in padded batches.
 
     Args:
         upstream_name: upstream name or dotted module path.
         options: the upstream's `load` options.
         files: audio files.
         layers: store every hidden layer.
-        pool: store mean and std over frames instead of the frames (clip-level tasks).
         cache_root: cache folder (default `$MELBENCH_HOME/features`).
         progress: show a progress bar.
+        pool: store mean and std over frames instead of the frames (clip-level tasks).
+        batch_size: clips per `extract_batch` call.
 
     Returns:
         The report; a file that fails is listed in `skipped` and the rest go on.
@@ -113,27 +134,37 @@ def extract_files(
     upstream = load_upstream(upstream_name, options)
     cache = FeatureCache(cache_key(upstream_name, options, layers, pool), cache_root)
     report = ExtractReport(frame_rate=float(upstream.frame_rate))
+    pending: list[tuple[Path, str, np.ndarray]] = []  # (path, item id, wave) awaiting a batch
+
+    def flush() -> None:
+        start = time.perf_counter()
+        outs = _extract_batch(upstream, [wave for _, _, wave in pending], layers)
+        report.extract_s += time.perf_counter() - start
+        for (path, item, wave), feats in zip(pending, outs):
+            duration_s = len(wave) / upstream.sample_rate
+            report.extracted_audio_s += duration_s
+            if not np.isfinite(feats).all():
+                report.skipped.append((str(path), f"{path}: upstream {upstream_name!r} produced NaN/Inf features"))
+                continue
+            stored = pool_mean_std(feats) if pool else feats
+            cache.put(item, stored)
+            report.items.append(ItemResult(path, tuple(stored.shape), duration_s, False, cache.path(item)))
+        pending.clear()
+
     for path in tqdm(files, desc=f"extract {upstream_name}", unit="file", disable=not progress):
         try:
             item = _content_id(path)
             feats = cache.get(item)
-            cached = feats is not None
-            if cached:
+            if feats is not None:
                 duration_s = sf.info(str(path)).duration
-            else:
-                wave = load_audio(path, upstream.sample_rate)
-                start = time.perf_counter()
-                feats = features_of(upstream, wave, layers)
-                report.extract_s += time.perf_counter() - start
-                duration_s = len(wave) / upstream.sample_rate
-                report.extracted_audio_s += duration_s
-                if not np.isfinite(feats).all():
-                    raise MelbenchError(f"{path}: upstream {upstream_name!r} produced NaN/Inf features")
-                if pool:
-                    feats = pool_mean_std(feats)
-                cache.put(item, feats)
+                report.items.append(ItemResult(path, tuple(feats.shape), duration_s, True, cache.path(item)))
+                continue
+            pending.append((path, item, load_audio(path, upstream.sample_rate)))
         except MelbenchError as err:
             report.skipped.append((str(path), str(err)))
             continue
-        report.items.append(ItemResult(path, tuple(feats.shape), duration_s, cached, cache.path(item)))
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
     return report

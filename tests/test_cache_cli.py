@@ -112,3 +112,17 @@ def test_console_script_and_module_entry(wav_file: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         assert "(151, 80)" in proc.stdout
 
+
+
+@pytest.mark.parametrize("upstream,options", [("mel", {}), ("mockingjay", {"random_init": True, "preset": "tiny"})])
+def test_batched_extraction_equals_one_by_one(tmp_path: Path, upstream: str, options: dict) -> None:
+    files = []
+    for i, duration_s in enumerate((0.3, 2.0, 1.1, 0.05, 3.2)):
+        files.append(tmp_path / f"clip{i}.wav")
+        sf.write(files[-1], sine(200 + 50 * i, duration_s, 16000), 16000, subtype="FLOAT")
+    single = extract_files(upstream, options, files, layers=True, progress=False, batch_size=1, cache_root=tmp_path / "a")
+    batched = extract_files(upstream, options, files, layers=True, progress=False, batch_size=4, cache_root=tmp_path / "b")
+    assert [i.path for i in single.items] == [i.path for i in batched.items] == files
+    for a, b in zip(single.items, batched.items):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.load(a.feature_path), np.load(b.feature_path), atol=1e-4)
