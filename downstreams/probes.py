@@ -31,6 +31,8 @@ class ProbeConfig:
         max_steps: upper bound on optimiser steps (bounds the time on large frame-level sets).
         patience: epochs without a better validation loss before stopping.
         dropout: MLP dropout.
+        max_valid_rows: validation rows scored after each epoch for early stopping (a fixed
+            random subset when there are more: frame-level sets have ~10^5 rows).
     """
 
     kind: str = "linear"
@@ -43,6 +45,7 @@ class ProbeConfig:
     max_steps: int = 3000
     patience: int = 20
     dropout: float = 0.1
+    max_valid_rows: int = 20000
 
 
 class Probe(nn.Module):
@@ -177,6 +180,9 @@ def _train(
     mean = x_train.mean(0, dtype=np.float64).astype(np.float32)  # (L, D), training subset only
     std = x_train.std(0, dtype=np.float64).astype(np.float32) + 1e-5
     xt = ((x_train - mean) / std).astype(np.float32)
+    if len(x_valid) > config.max_valid_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(x_valid), config.max_valid_rows, replace=False))
+        x_valid, y_valid = x_valid[keep], y_valid[keep]
     xv = ((x_valid - mean) / std).astype(np.float32)
     model = Probe(x_train.shape[1], x_train.shape[2], n_classes, config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
