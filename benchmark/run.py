@@ -207,13 +207,18 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
             raise MelbenchError(f"unknown upstream {name!r}; known: {', '.join(known)}")
     counts = {"done": 0, "skipped_done": 0, "failed_pairs": 0}
     started = time.perf_counter()
+
+    def stage(u_index: int, what: str) -> None:
+        elapsed_min = (time.perf_counter() - started) / 60
+        print(f"[{elapsed_min:5.1f} min] upstream {u_index}/{len(cfg.upstreams)} {what}", flush=True)
+
     with RunLog(cfg.out_dir) as log:
         build_embedded_data(cfg)
         for u_index, upstream in enumerate(cfg.upstreams, 1):
-            print(f"[{u_index}/{len(cfg.upstreams)}] {upstream}: preparing", flush=True)
+            stage(u_index, f"{upstream}: preparing (pretraining if its checkpoint is missing)")
             options = prepare_upstream(upstream, cfg.quick, cfg.progress)
             for task, spec in cfg.tasks.items():
-                print(f"[{u_index}/{len(cfg.upstreams)}] {upstream} x {task}: extracting features", flush=True)
+                stage(u_index, f"{upstream} x {task}: features (cached ones are reused), then probes")
                 try:
                     runner = TaskRunner(cfg, log, upstream, options, task, spec)
                 except MelbenchError as err:
