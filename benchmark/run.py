@@ -207,14 +207,19 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
             raise MelbenchError(f"unknown upstream {name!r}; known: {', '.join(known)}")
     counts = {"done": 0, "skipped_done": 0, "failed_pairs": 0}
     started = time.perf_counter()
+    upstream_min: list[float] = []  # wall minutes of each finished upstream, for the time-left estimate
 
     def stage(u_index: int, what: str) -> None:
         elapsed_min = (time.perf_counter() - started) / 60
-        print(f"[{elapsed_min:5.1f} min] upstream {u_index}/{len(cfg.upstreams)} {what}", flush=True)
+        left = ""
+        if upstream_min:  # a crude estimate: the mean finished upstream times the ones still to run
+            left = f", ~{sum(upstream_min) / len(upstream_min) * (len(cfg.upstreams) - u_index + 1):.0f} min left"
+        print(f"[{elapsed_min:5.1f} min{left}] upstream {u_index}/{len(cfg.upstreams)} {what}", flush=True)
 
     with RunLog(cfg.out_dir) as log:
         build_embedded_data(cfg)
         for u_index, upstream in enumerate(cfg.upstreams, 1):
+            upstream_start = time.perf_counter()
             stage(u_index, f"{upstream}: preparing (pretraining if its checkpoint is missing)")
             options = prepare_upstream(upstream, cfg.quick, cfg.progress)
             for task, spec in cfg.tasks.items():
@@ -230,6 +235,7 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
                 jobs = runner.jobs()
                 for fraction, seed, layer in tqdm(jobs, desc=f"probe {upstream} x {task}", disable=not cfg.progress):
                     counts["done" if runner.run(fraction, seed, layer) else "skipped_done"] += 1
+            upstream_min.append((time.perf_counter() - upstream_start) / 60)
         write_report(cfg.out_dir)
     minutes = (time.perf_counter() - started) / 60
     print(f"run finished in {minutes:.1f} min: {counts['done']} probe runs, {counts['skipped_done']} already done")

@@ -29,4 +29,4 @@ def test_quick_run_pretrains_missing_checkpoint_then_reuses_it(
     assert "mockingjay" in (out / "REPORT.md").read_text()
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "pretraining" not in printed and "0 probe runs, 11 already done" in printed
+    assert "pretraining tiny" not in printed and "0 probe runs, 11 already done" in printed
