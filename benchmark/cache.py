@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.atomic import atomic_write
+from benchmark.errors import MelbenchError
 from benchmark.home import melbench_home
 
 CACHE_FORMAT = 1
@@ -130,6 +131,10 @@ class FeatureCache:
             The file written.
         """
         path = self.path(item)
-        with atomic_write(path) as f:
-            np.save(f, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
+        try:
+            with atomic_write(path) as f:
+                np.save(f, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
+        except OSError as err:  # e.g. a full disk: the temporary file is gone, the cache unchanged
+            raise MelbenchError(f"{path}: cannot write features ({err.strerror or err}); "
+                                "the cache is unchanged, free space and run again") from None
         return path

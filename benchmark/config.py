@@ -85,13 +85,16 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise MelbenchError(f"{where}: expected {name}, got {value!r} ({type(value).__name__})")
 
 
-def build_config(cls: type[T], options: Mapping[str, Any], what: str = "option") -> T:
+def build_config(
+    cls: type[T], options: Mapping[str, Any], what: str = "option", field_what: Mapping[str, str] | None = None
+) -> T:
     """Make a dataclass instance from defaults plus `options`, type-checked.
 
     Args:
         cls: a dataclass type.
         options: overrides; every key must be a field of `cls`.
         what: how errors name the options (e.g. "mel option").
+        field_what: a more precise `what` for some keys (e.g. with their line in a file).
 
     Returns:
         An instance of `cls`.
@@ -104,7 +107,8 @@ def build_config(cls: type[T], options: Mapping[str, Any], what: str = "option")
     unknown = sorted(set(options) - set(fields))
     if unknown:
         raise MelbenchError(f"unknown {what} {unknown[0]!r}; known: {', '.join(sorted(fields))}")
-    values = {k: _coerce(v, hints[k], f"{what} {k!r}") for k, v in options.items()}
+    field_what = field_what or {}
+    values = {k: _coerce(v, hints[k], f"{field_what.get(k, what)} {k!r}") for k, v in options.items()}
     return cls(**values)
 
 

@@ -155,6 +155,9 @@ def extract_files(
         try:
             item = _content_id(path)
             feats = cache.get(item)
+            if feats is not None and not np.isfinite(feats).all():  # damaged on disk: never probe on it
+                tqdm.write(f"melbench: warning: {cache.path(item)} (features of {path}) holds NaN/Inf; recomputing")
+                feats = None
             if feats is not None:
                 duration_s = sf.info(str(path)).duration
                 report.items.append(ItemResult(path, tuple(feats.shape), duration_s, True, cache.path(item)))

@@ -152,6 +152,9 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     # CPU, which would make a resumed run differ from an uninterrupted one in the last bits.
     torch.use_deterministic_algorithms(True, warn_only=True)
     data = load_mel_corpus(files, config.n_mels, config.train_seed, progress=opts.progress and rank == 0)
+    if rank == 0:
+        for problem in data.skipped:
+            print(f"  skipped: {problem}", flush=True)
     torch.manual_seed(config.train_seed)  # same initial weights on every rank
     model = spec.model_cls(config)
     model.mel_mean.copy_(data.mean)
@@ -160,16 +163,31 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[list[float]] = []
     step = 0
+    saved_step: int | None = None  # the last step written to `out`, named if the loss goes NaN
     if resuming:
         record = load_checkpoint(out, model, optimizer)
         step, history = record["step"], record["val_loss"]
+        saved_step = step
     train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     model.train()
 
+    def diverged(what: str, value: float) -> MelbenchError:
+        last = f"the last good checkpoint is {out} at step {saved_step}" if saved_step is not None \
+            else "no checkpoint was saved before it"
+        return MelbenchError(f"{spec.name}: {what} became {value} at step {step}; stopped, {last}; "
+                             "try a lower --set lr=...")
+
     def checkpoint() -> None:
+        nonlocal saved_step
         if rank == 0:
+            # weights are saved only if they give a finite held-out loss: never a garbage checkpoint
+            val = history[-1][1] if history and history[-1][0] == step else validation_loss(model, data, config, device)
+            if not math.isfinite(val):
+                raise diverged("validation loss", val)
             record = config_record(spec, config, preset, corpus_name, step)
-            save_checkpoint(out, model, optimizer, {**record, "val_loss": history, "total_steps": total})
+            save_checkpoint(out, model, optimizer, {**record, "val_loss": history, "total_steps": total,
+                                                    "skipped_files": data.skipped})
+        saved_step = step
 
     if not history and rank == 0:
         history.append([0, validation_loss(model, data, config, device)])
@@ -196,8 +214,8 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
         optimizer.step()
         step += 1
         loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise MelbenchError(f"{spec.name}: loss became {loss_value} at step {step}; lower --set lr=...")
+        if not math.isfinite(loss_value):  # stop before a checkpoint can store the damaged weights
+            raise diverged("loss", loss_value)
         elapsed = time.monotonic() - started
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", audio_s_per_s=f"{(step - first_step) * audio_per_step_s / elapsed:.1f}")

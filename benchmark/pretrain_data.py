@@ -6,7 +6,7 @@ crops whose choice is a pure function of a seed, so a resumed run sees the same 
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,7 @@ class MelCorpus:
     mean: torch.Tensor  # (n_mels,) per-bin mean over all training frames
     std: torch.Tensor  # (n_mels,)
     train_s: float  # seconds of training audio
+    skipped: list[str] = field(default_factory=list)  # one line per unreadable file: path and problem
 
 
 def load_mel_corpus(files: list[Path], n_mels: int, seed: int, progress: bool = True) -> MelCorpus:
@@ -71,23 +72,31 @@ def load_mel_corpus(files: list[Path], n_mels: int, seed: int, progress: bool = 
         progress: show a progress bar.
 
     Returns:
-        The corpus; `VAL_FRACTION` of the files (at least one) are held out.
+        The corpus; `VAL_FRACTION` of the readable files (at least one) are held out, and a file
+        that cannot be read is listed in `skipped` instead of stopping the run.
     """
-    if len(files) < 2:
-        raise MelbenchError(f"pretraining needs at least 2 audio files (one held out), got {len(files)}")
     config = MelConfig(n_mels=n_mels)
     frontend = LogMel(config)
-    mels = []
+    mels, skipped = [], []
     with torch.no_grad():
         for path in tqdm(files, desc="log-Mel", disable=not progress, leave=False):
-            mels.append(frontend(torch.from_numpy(load_audio(path, config.sr_hz))))  # (T, n_mels)
-    order = np.random.default_rng(seed).permutation(len(files))
-    n_val = max(1, round(VAL_FRACTION * len(files)))
+            try:
+                wave = load_audio(path, config.sr_hz)
+            except MelbenchError as err:
+                skipped.append(str(err))
+                continue
+            mels.append(frontend(torch.from_numpy(wave)))  # (T, n_mels)
+    if len(mels) < 2:
+        raise MelbenchError(
+            f"pretraining needs at least 2 readable audio files (one held out), got {len(mels)} of {len(files)}"
+        )
+    order = np.random.default_rng(seed).permutation(len(mels))
+    n_val = max(1, round(VAL_FRACTION * len(mels)))
     val = [mels[i] for i in sorted(order[:n_val])]
     train = [mels[i] for i in sorted(order[n_val:])]
     frames = torch.cat(train)  # (sum T, n_mels)
     std = frames.std(0).clamp(min=1e-3)  # a constant bin must not blow up the normalisation
-    return MelCorpus(train, val, frames.mean(0), std, len(frames) / config.frame_rate)
+    return MelCorpus(train, val, frames.mean(0), std, len(frames) / config.frame_rate, skipped)
 
 
 def sample_batch(

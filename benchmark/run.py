@@ -116,9 +116,10 @@ def _evaluate(spec: TaskSpec, dataset: Dataset, test: Rows, scores: np.ndarray) 
 class TaskRunner:
     """Features of one (upstream, task) pair and the probe runs on them."""
 
-    def __init__(self, cfg: RunConfig, log: RunLog, upstream: str, options: dict[str, Any], task: str, spec: TaskSpec):
+    def __init__(self, cfg: RunConfig, log: RunLog, upstream: str, options: dict[str, Any], task: str, spec: TaskSpec,
+                 dataset: Dataset):
         self.cfg, self.log, self.upstream, self.options, self.task, self.spec = cfg, log, upstream, options, task, spec
-        self.dataset = resolve_dataset(spec.dataset, cfg.quick)
+        self.dataset = dataset
         paths = sorted({str(item.path) for item in self.dataset.items})
         pool = self.dataset.level == "clip"  # clip probes need only mean+std: cache that, not frames
         report = extract_files(upstream, options, [Path(p) for p in paths], layers=True, progress=cfg.progress, pool=pool)
@@ -218,6 +219,8 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
 
     with RunLog(cfg.out_dir) as log:
         build_embedded_data(cfg)
+        # every dataset is read before any upstream work: a bad manifest stops the run at once
+        datasets = {task: resolve_dataset(spec.dataset, cfg.quick) for task, spec in cfg.tasks.items()}
         for u_index, upstream in enumerate(cfg.upstreams, 1):
             upstream_start = time.perf_counter()
             stage(u_index, f"{upstream}: preparing (pretraining if its checkpoint is missing)")
@@ -225,7 +228,7 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
             for task, spec in cfg.tasks.items():
                 stage(u_index, f"{upstream} x {task}: features (cached ones are reused), then probes")
                 try:
-                    runner = TaskRunner(cfg, log, upstream, options, task, spec)
+                    runner = TaskRunner(cfg, log, upstream, options, task, spec, datasets[task])
                 except MelbenchError as err:
                     print(f"  skipped {upstream} x {task}: {err}", flush=True)
                     counts["failed_pairs"] += 1

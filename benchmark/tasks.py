@@ -83,13 +83,18 @@ def load_tasks(path: str | Path = DEFAULT_TASKS_FILE) -> dict[str, TaskSpec]:
         raise MelbenchError(f"{path}: no 'tasks' section")
     known = [f.name for f in dataclasses.fields(TaskSpec)]
     defaults: dict[str, Any] = {}
+    default_lines: dict[str, int] = {}
     if "defaults" in top:
         defaults = _checked(top["defaults"][1], known, f"{path}", "defaults")
+        default_lines = {k: _line(kn) for k, (kn, _) in _mapping(top["defaults"][1], str(path)).items()}
     tasks = {}
     for name, (knode, vnode) in _mapping(top["tasks"][1], str(path)).items():
         values = {**defaults, **_checked(vnode, known, str(path), f"task {name!r}")}
         where = f"{path}:{_line(knode)}: task {name!r}"
-        spec = build_config(TaskSpec, values, what=f"{where}:")
+        # a wrong type is reported at the line of its key, in the task or in `defaults`
+        lines = {**default_lines, **{k: _line(kn) for k, (kn, _) in _mapping(vnode, str(path)).items()}}
+        field_what = {k: f"{path}:{line}: task {name!r}:" for k, line in lines.items()}
+        spec = build_config(TaskSpec, values, what=f"{where}:", field_what=field_what)
         _validate(spec, where)
         tasks[name] = spec
     return tasks

@@ -27,7 +27,7 @@ from benchmark.config import build_config, config_dict
 from benchmark.errors import MelbenchError
 from benchmark.home import melbench_home
 from benchmark.logmel import LogMel, MelConfig
-from benchmark.train_state import CONFIG_FILE, MODEL_FILE
+from benchmark.train_state import CONFIG_FILE, MODEL_FILE, read_tensors
 from benchmark.upstream import Upstream
 
 DEFAULT_CORPUS = "music"
@@ -110,16 +110,19 @@ def read_checkpoint(spec: SSLSpec, folder: Path) -> tuple[Any, dict[str, torch.T
     Returns:
         The config, the state dict and the JSON record.
     """
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     if not (folder / MODEL_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
         raise MelbenchError(f"{folder}: not a checkpoint (expected {MODEL_FILE} and {CONFIG_FILE})")
-    record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    try:
+        record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise MelbenchError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise MelbenchError(f"{folder / CONFIG_FILE}: expected an object with a `config` object")
     if record.get("upstream") != spec.name:
         raise MelbenchError(f"{folder}: checkpoint of {record.get('upstream')!r}, not {spec.name!r}")
     config = build_config(spec.config_cls, record["config"], what=f"{folder / CONFIG_FILE} field")
-    return config, load_file(str(folder / MODEL_FILE)), record
+    return config, read_tensors(folder / MODEL_FILE)[0], record
 
 
 class SSLUpstream(Upstream):
