@@ -177,3 +177,16 @@ def test_manifest_paths_outside_the_data_never_make_melbench_write_there(tmp_pat
     assert len(report.items) == 4 and written
     outside_home = sorted(p for p in written if p != home and home not in p.parents)
     assert not outside_home, outside_home
+
+
+def test_a_one_hour_file_is_extracted_in_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "hour.wav"
+    rate_hz = 16000
+    with sf.SoundFile(path, "w", rate_hz, 1, subtype="PCM_16") as f:
+        for minute in range(60):
+            f.write(sine(110.0 * (1 + minute % 12), 60.0, rate_hz))
+    # a transformer over 360k frames at once would need ~0.5 TB of attention scores
+    report = extract_files("mockingjay", {"random_init": True, "preset": "tiny"}, [path], progress=False)
+    assert not report.skipped
+    feats = np.load(report.items[0].feature_path, mmap_mode="r")
+    assert feats.shape[0] == 3600 * 100 + 1 and np.isfinite(feats).all()

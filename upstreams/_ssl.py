@@ -134,6 +134,10 @@ class SSLUpstream(Upstream):
         device: where the model runs.
     """
 
+    # Longer clips are extracted in chunks of this length (`extract_chunked`): attention memory
+    # grows with the square of the frames, and an hour of audio at once would not fit.
+    max_input_s = 60.0
+
     def __init__(self, model: torch.nn.Module, layer: int, device: str):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
