@@ -214,7 +214,10 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
         elapsed_min = (time.perf_counter() - started) / 60
         left = ""
         if upstream_min:  # a crude estimate: the mean finished upstream times the ones still to run
-            left = f", ~{sum(upstream_min) / len(upstream_min) * (len(cfg.upstreams) - u_index + 1):.0f} min left"
+            mean_min = sum(upstream_min) / len(upstream_min)
+            in_this_min = (time.perf_counter() - upstream_start) / 60
+            left_min = max(0.0, mean_min * (len(cfg.upstreams) - u_index + 1) - in_this_min)
+            left = f", ~{left_min:.0f} min left"
         print(f"[{elapsed_min:5.1f} min{left}] upstream {u_index}/{len(cfg.upstreams)} {what}", flush=True)
 
     with RunLog(cfg.out_dir) as log:
