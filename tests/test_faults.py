@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 
 from _ssl_fixtures import write_corpus
+from benchmark.atomic import atomic_write
 from benchmark.cache import FeatureCache, cache_key
 from benchmark.data.byo import load_manifest
 from benchmark.errors import MelbenchError
@@ -190,3 +191,10 @@ def test_a_one_hour_file_is_extracted_in_chunks(tmp_path: Path) -> None:
     assert not report.skipped
     feats = np.load(report.items[0].feature_path, mmap_mode="r")
     assert feats.shape[0] == 3600 * 100 + 1 and np.isfinite(feats).all()
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_write(tmp_path: Path) -> None:
+    with atomic_write(tmp_path / "atomic.md", "w") as f:
+        f.write("# report\n")
+    (tmp_path / "plain.md").write_text("# report\n")
+    assert (tmp_path / "atomic.md").stat().st_mode == (tmp_path / "plain.md").stat().st_mode
