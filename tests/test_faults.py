@@ -198,3 +198,31 @@ def test_atomic_writes_get_the_mode_of_a_plain_write(tmp_path: Path) -> None:
         f.write("# report\n")
     (tmp_path / "plain.md").write_text("# report\n")
     assert (tmp_path / "atomic.md").stat().st_mode == (tmp_path / "plain.md").stat().st_mode
+
+
+def test_run_skips_bad_audio_records_it_and_keeps_the_good_results(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from benchmark.cli import main
+    from benchmark.runs import read_runs
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    rows = []
+    for i in range(24):
+        label, split = "low" if i % 2 else "high", ["train", "train", "valid", "test"][i % 4]
+        sf.write(audio / f"{i}.wav", sine((200 if i % 2 else 2000) + 10 * i, 0.5, 16000), 16000)
+        rows.append(f"audio/{i}.wav,{label},{split}")
+    nan = sine(300, 0.5, 16000)
+    nan[9] = np.nan
+    sf.write(audio / "nan.wav", nan, 16000, subtype="FLOAT")
+    task = "tasks:\n  mine:\n    dataset: {}\n    level: clip\n    labels: multiclass\n    metrics: [accuracy]\n"
+    args = ["run", "--upstreams", "mel", "--fractions", "1", "--seeds", "1", "--no-layer-sweep", "--quiet"]
+    results = {}
+    for name, extra in (("clean", []), ("with_bad", ["audio/nan.wav,low,train"])):
+        (tmp_path / f"{name}.csv").write_text("path,label,split\n" + "\n".join(rows + extra) + "\n")
+        (tmp_path / f"{name}.yaml").write_text(task.format(tmp_path / f"{name}.csv"))
+        assert main([*args, "--tasks-file", str(tmp_path / f"{name}.yaml"), "--out", str(tmp_path / name)]) == 0
+        results[name] = read_runs(tmp_path / name / "runs.jsonl")[0]
+    assert f"skipped item: {audio / 'nan.wav'}: contains NaN or Inf samples" in capsys.readouterr().out
+    assert results["with_bad"]["skipped_items"] == [str(audio / "nan.wav")]
+    assert results["clean"]["skipped_items"] == []
+    assert results["with_bad"]["metrics"] == results["clean"]["metrics"]
