@@ -71,9 +71,10 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     except (SafetensorError, OSError, ValueError) as err:
         raise MelbenchError(f"{path}: not a readable safetensors file ({err}); melbench never loads pickles") from None
     expected = metadata.get("sha256")
-    if expected is not None and tensors_sha256(tensors) != expected:
+    got = tensors_sha256(tensors) if expected is not None else None
+    if got != expected:
         raise MelbenchError(f"{path}: its tensors do not match the sha256 written with them "
-                            f"(expected {expected[:12]}..., got {tensors_sha256(tensors)[:12]}...): "
+                            f"(expected {expected[:12]}..., got {got[:12]}...): "
                             "the file was modified or damaged; refusing to load it")
     return tensors, metadata
 
