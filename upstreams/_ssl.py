@@ -100,6 +100,17 @@ def default_checkpoint_dir(upstream: str, corpus: str, preset: str) -> Path:
     return melbench_home() / "checkpoints" / upstream / f"{corpus}-{preset}"
 
 
+def read_record_json(path: Path) -> dict[str, Any]:
+    """A checkpoint's `config.json`, checked to be an object with a `config` object."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise MelbenchError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise MelbenchError(f"{path}: expected an object with a `config` object")
+    return record
+
+
 def read_checkpoint(spec: SSLSpec, folder: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint folder written by `benchmark.pretrain`.
 
@@ -113,12 +124,7 @@ def read_checkpoint(spec: SSLSpec, folder: Path) -> tuple[Any, dict[str, torch.T
     folder = Path(folder)
     if not (folder / MODEL_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
         raise MelbenchError(f"{folder}: not a checkpoint (expected {MODEL_FILE} and {CONFIG_FILE})")
-    try:
-        record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise MelbenchError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        raise MelbenchError(f"{folder / CONFIG_FILE}: expected an object with a `config` object")
+    record = read_record_json(folder / CONFIG_FILE)
     if record.get("upstream") != spec.name:
         raise MelbenchError(f"{folder}: checkpoint of {record.get('upstream')!r}, not {spec.name!r}")
     config = build_config(spec.config_cls, record["config"], what=f"{folder / CONFIG_FILE} field")
@@ -251,7 +257,7 @@ def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True) -> di
     corpus = f"{RUN_CORPUS}-quick" if quick else RUN_CORPUS
     folder = default_checkpoint_dir(spec.name, corpus, plan["preset"])
     record_file = folder / CONFIG_FILE
-    record = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else {}
+    record = read_record_json(record_file) if record_file.is_file() else {}
     if not record or record["step"] < record.get("total_steps", 0):  # missing, or a killed run
         build(quick=quick)  # the pretraining corpus (idempotent: seconds when already built)
         print(f"{spec.name}: pretraining {plan['preset']} on {corpus} for {plan['steps']} steps -> {folder}", flush=True)
