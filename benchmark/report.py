@@ -117,6 +117,7 @@ def write_plots(records: list[dict[str, Any]], table: dict, out_dir: Path) -> li
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     written = []
     for task in sorted({t for t, _, _ in table}):
@@ -140,16 +141,19 @@ def write_plots(records: list[dict[str, Any]], table: dict, out_dir: Path) -> li
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     per_layer: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    layer_metric: dict[str, str] = {}
     for r in records:
         if r.get("layer") is not None:
             per_layer[r["task"]][upstream_label(r)][r["layer"]] = r["metrics"][r["headline_metric"]]["value"]
+            layer_metric[r["task"]] = r["headline_metric"]
     for task, by_upstream in sorted(per_layer.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
         for u, values in sorted(by_upstream.items()):
             layers = sorted(values)
             ax.plot(layers, [values[k] for k in layers], marker="o", label=u)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
         ax.set_xlabel("layer (0 = input embedding)")
-        ax.set_ylabel("headline metric")
+        ax.set_ylabel(layer_metric[task])
         ax.set_title(f"{task}: probe per layer (largest fraction, seed 0)")
         ax.legend(fontsize=8)
         fig.tight_layout()
