@@ -40,6 +40,7 @@ class ExtractReport:
     frame_rate: float = 0.0  # the upstream's frames per second
     extract_s: float = 0.0  # wall time spent in upstream.extract (cache misses only)
     extracted_audio_s: float = 0.0  # audio duration behind those misses
+    provenance: dict | None = None  # the upstream's optional `provenance` fact
 
     @property
     def realtime_factor(self) -> float:
@@ -106,6 +107,20 @@ def _extract_batch(upstream: Any, waves: list[np.ndarray], layers: bool) -> list
     return [feats[i, ..., : int(n), :] for i, n in enumerate(frames)]
 
 
+def _duration_order(files: list[Path]) -> list[Path]:
+    """`files` shortest first, so a padded batch holds clips of similar length (little padding,
+    and no short clip pays for a long one's quadratic attention). Unreadable files sort first;
+    reading them later reports the error."""
+
+    def duration_s(path: Path) -> float:
+        try:
+            return sf.info(str(path)).duration
+        except (RuntimeError, OSError):  # soundfile errors are RuntimeErrors
+            return 0.0
+
+    return sorted(files, key=duration_s)
+
+
 def extract_files(
     upstream_name: str,
     options: dict[str, Any],
@@ -129,11 +144,12 @@ def extract_files(
         batch_size: clips per `extract_batch` call.
 
     Returns:
-        The report; a file that fails is listed in `skipped` and the rest go on.
+        The report, items in the order of `files`; a file that fails is listed in `skipped`
+        and the rest go on.
     """
     upstream = load_upstream(upstream_name, options)
     cache = FeatureCache(cache_key(upstream_name, options, layers, pool), cache_root)
-    report = ExtractReport(frame_rate=float(upstream.frame_rate))
+    report = ExtractReport(frame_rate=float(upstream.frame_rate), provenance=getattr(upstream, "provenance", None))
     pending: list[tuple[Path, str, np.ndarray]] = []  # (path, item id, wave) awaiting a batch
 
     def flush() -> None:
@@ -151,7 +167,7 @@ def extract_files(
             report.items.append(ItemResult(path, tuple(stored.shape), duration_s, False, cache.path(item)))
         pending.clear()
 
-    for path in tqdm(files, desc=f"extract {upstream_name}", unit="file", disable=not progress):
+    for path in tqdm(_duration_order(files), desc=f"extract {upstream_name}", unit="file", disable=not progress):
         try:
             item = _content_id(path)
             feats = cache.get(item)
@@ -170,4 +186,6 @@ def extract_files(
             flush()
     if pending:
         flush()
+    position = {str(path): i for i, path in reversed(list(enumerate(files)))}
+    report.items.sort(key=lambda r: position[str(r.path)])
     return report

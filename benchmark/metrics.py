@@ -145,15 +145,16 @@ class Metric:
 
     value: Callable[[np.ndarray, np.ndarray, tuple[str, ...]], float]
     weighted: Callable[[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray], np.ndarray]
+    top_class_only: bool = False  # a row counts only through (label, top-scoring class)
 
 
 METRICS: dict[str, Metric] = {
-    "accuracy": Metric(accuracy, _accuracy_w),
-    "frame_accuracy": Metric(accuracy, _accuracy_w),
-    "macro_f1": Metric(macro_f1, _macro_f1_w),
+    "accuracy": Metric(accuracy, _accuracy_w, top_class_only=True),
+    "frame_accuracy": Metric(accuracy, _accuracy_w, top_class_only=True),
+    "macro_f1": Metric(macro_f1, _macro_f1_w, top_class_only=True),
     "roc_auc": Metric(roc_auc_macro, _roc_auc_w),
     "pr_auc": Metric(pr_auc_macro, _pr_auc_w),
-    "key_weighted": Metric(key_weighted, _key_w),
+    "key_weighted": Metric(key_weighted, _key_w, top_class_only=True),
 }
 
 
@@ -188,7 +189,16 @@ def bootstrap(name: str, y: np.ndarray, scores: np.ndarray, classes: tuple[str, 
     Returns:
         `(N_BOOTSTRAP,)` values; the resamples depend only on `units` and the fixed seed.
     """
-    return METRICS[name].weighted(y, scores, classes, bootstrap_weights(units))
+    metric = METRICS[name]
+    if not metric.top_class_only or y.ndim != 1:
+        return metric.weighted(y, scores, classes, bootstrap_weights(units))
+    # Rows of one unit with the same label and top class count alike, so they are scored as
+    # one row weighted by their number: a frame-level test set of ~10^5 frames shrinks to a
+    # few thousand rows. Every unit keeps a row, so the resamples are the same.
+    triples = np.stack([units, y, scores.argmax(1)], 1)  # (rows, 3)
+    _, first, multiplicity = np.unique(triples, axis=0, return_index=True, return_counts=True)
+    w = bootstrap_weights(units[first]) * multiplicity  # (B, distinct rows)
+    return metric.weighted(y[first], scores[first], classes, w)
 
 
 def percentile_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -164,9 +164,11 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     history: list[list[float]] = []
     step = 0
     saved_step: int | None = None  # the last step written to `out`, named if the loss goes NaN
+    earlier_s = 0.0  # pretraining wall time of the attempts before a resume
     if resuming:
         record = load_checkpoint(out, model, optimizer)
         step, history = record["step"], record["val_loss"]
+        earlier_s = float(record.get("pretrain_s", 0.0))
         saved_step = step
     train_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     model.train()
@@ -185,8 +187,10 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
             if not math.isfinite(val):
                 raise diverged("validation loss", val)
             record = config_record(spec, config, preset, corpus_name, step)
-            save_checkpoint(out, model, optimizer, {**record, "val_loss": history, "total_steps": total,
-                                                    "skipped_files": data.skipped})
+            facts = {"val_loss": history, "total_steps": total, "skipped_files": data.skipped,
+                     "corpus_train_hours": round(data.train_s / 3600, 3), "params": count_parameters(model),
+                     "pretrain_s": round(earlier_s + time.monotonic() - started, 1), "device": str(device)}
+            save_checkpoint(out, model, optimizer, {**record, **facts})
         saved_step = step
 
     if not history and rank == 0:

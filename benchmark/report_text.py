@@ -19,6 +19,23 @@ def _verdict(e: dict[str, Any]) -> str:
     return "better than Mel" if e["diff"] > 0 else "worse than Mel"
 
 
+def _pretraining(prov: dict[str, Any] | None) -> str:
+    """One table row's worth of an upstream's `provenance`: how it was pretrained."""
+    if not prov:
+        return "none | | | | |"
+    if prov.get("random_init"):
+        return f"untrained ({prov.get('preset')}) | {prov.get('params', 0) / 1e6:.2f} M | | | |"
+
+    def fmt(key: str, pattern: str) -> str:
+        return pattern.format(prov[key]) if prov.get(key) is not None else "?"
+
+    corpus = f"{prov.get('corpus')}, {fmt('corpus_train_hours', '{:.2f}')} h"
+    budget = f"{fmt('steps', '{}')} steps x {fmt('batch_size', '{}')} x {fmt('crop_s', '{:g}')} s"
+    wall = f"{fmt('pretrain_s', '{:.0f}')} s on {prov.get('device') or '?'}"
+    return (f"{prov.get('preset')} | {prov.get('params', 0) / 1e6:.2f} M | {corpus} | {budget} | {wall} | "
+            f"{fmt('final_val_loss', '{:.3f}')}")
+
+
 def _setup(records: list[dict[str, Any]]) -> list[str]:
     upstreams = {}
     for r in records:
@@ -28,16 +45,22 @@ def _setup(records: list[dict[str, Any]]) -> list[str]:
         tasks.setdefault(r["task"], r)
     fractions = sorted({r["fraction"] for r in records})
     seeds = sorted({r["seed"] for r in records})
-    lines = ["## Setup", "", "| upstream | options | checkpoint sha256 |", "|---|---|---|"]
+    lines = ["## Setup", "", "Upstreams and their self-supervised pretraining (by melbench, from `runs.jsonl`):", "",
+             "| upstream | preset | params | pretraining corpus | budget | wall time | final val loss | checkpoint |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, r in sorted(upstreams.items()):
         ckpt = (r.get("checkpoint_sha256") or "none")[:12]
-        lines.append(f"| {label} | `{r['upstream_options']}` | {ckpt} |")
-    lines += ["", "| task | dataset | headline metric | test items |", "|---|---|---|---|"]
+        lines.append(f"| {label} | {_pretraining(r.get('upstream_provenance'))} | {ckpt} |")
+    lines += ["", "| task | dataset | headline metric | train / valid / test hours | test items |", "|---|---|---|---|---|"]
     for task, r in sorted(tasks.items()):
-        lines.append(f"| {task} | {r['dataset']}{' (quick build)' if r.get('quick') else ''} | {r['headline_metric']} | {r['n_test_items']} |")
+        hours = r.get("dataset_hours") or {}
+        split_h = " / ".join(f"{hours[s]:.2f}" if s in hours else "?" for s in ("train", "valid", "test"))
+        quick = " (quick build)" if r.get("quick") else ""
+        lines.append(f"| {task} | {r['dataset']}{quick} | {r['headline_metric']} | {split_h} | {r['n_test_items']} |")
     train_min = sum(r["train_s"] for r in records) / 60
     revisions = sorted({r["git_revision"][:12] + ("+dirty" if r["git_revision"].endswith("+dirty") else "") for r in records})
     dates = sorted(r["date"] for r in records)
+    capped = sorted({f"{r['task']} ({r['max_train_rows']:,})" for r in records if r.get("max_train_rows")})
     lines += [
         "",
         f"Label fractions {', '.join(f'{f:g}' for f in fractions)}; seeds {', '.join(map(str, seeds))} "
@@ -46,6 +69,9 @@ def _setup(records: list[dict[str, Any]]) -> list[str]:
         f"{', '.join(revisions)}.",
         "",
     ]
+    if capped:
+        lines += [f"Training rows capped per probe (a seeded uniform sample of the labelled subset's rows): "
+                  f"{', '.join(capped)}.", ""]
     return lines
 
 

@@ -125,12 +125,19 @@ class TaskRunner:
         report = extract_files(upstream, options, [Path(p) for p in paths], layers=True, progress=cfg.progress, pool=pool)
         self.skipped = report.skipped
         self.extract_s = report.extract_s
+        self.provenance = report.provenance
+        self.dataset_hours = {
+            split: round(sum(i.duration_s for i in self.dataset.split(split)) / 3600, 3)
+            for split in ("train", "valid", "test")
+        }
         by_path = {str(r.path): r.feature_path for r in report.items}
         self.feats = {i.id: np.load(by_path[str(i.path)], mmap_mode="r") for i in self.dataset.items if str(i.path) in by_path}
         self.frame_rate = report.frame_rate
         self.num_layers = next(iter(self.feats.values())).shape[0] if self.feats else 0
         self.train_items = [i for i in self.dataset.split("train") if i.id in self.feats]
-        self.valid = build_rows(self.dataset, self.dataset.split("valid"), self.feats, self.frame_rate)
+        # early stopping scores a fixed sample of validation rows; the test split is scored whole
+        max_valid = _probe_config(spec, None).max_valid_rows
+        self.valid = build_rows(self.dataset, self.dataset.split("valid"), self.feats, self.frame_rate, max_valid)
         self.test = build_rows(self.dataset, self.dataset.split("test"), self.feats, self.frame_rate)
         key = cache_key(upstream, options, layers=True, pool=pool)
         manifest = self.dataset.root / "manifest.jsonl"
@@ -142,6 +149,7 @@ class TaskRunner:
             "dataset": spec.dataset,
             "dataset_sha256": file_sha256(manifest) if manifest.exists() else None,
             "quick": cfg.quick,
+            "max_train_rows": spec.max_train_rows,
         }
 
     def jobs(self) -> list[tuple[float, int, int | None]]:
@@ -161,7 +169,7 @@ class TaskRunner:
         if rid in self.log.done:
             return False
         subset = low_data_subset(self.train_items, fraction, seed)
-        train = build_rows(self.dataset, subset, self.feats, self.frame_rate)
+        train = build_rows(self.dataset, subset, self.feats, self.frame_rate, self.spec.max_train_rows, seed)
         start = time.perf_counter()
         probe = train_probe(
             train.x, train.y, self.valid.x, self.valid.y, len(self.dataset.classes),
@@ -183,6 +191,8 @@ class TaskRunner:
             "probe_epochs": probe.epochs,
             "train_s": round(train_s, 3),
             "extract_s": round(self.extract_s, 3),
+            "upstream_provenance": self.provenance,
+            "dataset_hours": self.dataset_hours,
             "skipped_items": [p for p, _ in self.skipped],
             "git_revision": git_revision(),
             "melbench_version": __version__,

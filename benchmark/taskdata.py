@@ -46,7 +46,17 @@ def frame_labels(item: Item, n_frames: int, frame_rate: float, class_index: dict
     return labels
 
 
-def build_rows(dataset: Dataset, items: list[Item], feats: dict[str, np.ndarray], frame_rate: float) -> Rows:
+def _row_picks(dataset: Dataset, present: list[Item], feats: dict[str, np.ndarray], frame_rate: float,
+               class_index: dict[str, int]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """Per item: the indices of its labelled frames (`[0]` for a clip) and its frame labels."""
+    if dataset.level != "frame":
+        return [np.zeros(1, np.int64) for _ in present], [None] * len(present)
+    labels = [frame_labels(item, feats[item.id].shape[1], frame_rate, class_index) for item in present]
+    return [np.flatnonzero(lab >= 0) for lab in labels], labels
+
+
+def build_rows(dataset: Dataset, items: list[Item], feats: dict[str, np.ndarray], frame_rate: float,
+               max_rows: int | None = None, seed: int = 0) -> Rows:
     """Probe rows for `items` whose features are in `feats` (missing items are skipped).
 
     Args:
@@ -55,31 +65,44 @@ def build_rows(dataset: Dataset, items: list[Item], feats: dict[str, np.ndarray]
         feats: item id to `(layers, frames, dim)` features (frame level) or `(layers, 2 * dim)`
             pooled features (clip level).
         frame_rate: the upstream's frames per second.
+        max_rows: keep at most this many rows, a uniform random sample of all of them (a
+            frame-level set has ~100 rows per second of audio; neighbouring frames are
+            nearly copies, so a sample bounds memory and time at little cost). None keeps all.
+        seed: the sample's seed.
 
     Returns:
-        The rows.
+        The rows, in item order.
     """
     class_index = {c: i for i, c in enumerate(dataset.classes)}
-    xs, ys, units = [], [], []
-    for unit, item in enumerate(items):
-        if item.id not in feats:
-            continue
-        f = feats[item.id]
-        if dataset.level == "frame":
-            labels = frame_labels(item, f.shape[1], frame_rate, class_index)
-            keep = labels >= 0
-            xs.append(np.asarray(f, dtype=np.float32).transpose(1, 0, 2)[keep])  # (L, T, D) -> (T', L, D)
-            ys.append(labels[keep])
-            units.append(np.full(int(keep.sum()), unit))
-        else:
-            xs.append(np.asarray(f, dtype=np.float32)[None])  # (1, L, 2D)
-            if dataset.labels == "multilabel":
-                hot = np.zeros((1, len(dataset.classes)), np.float32)
-                hot[0, [class_index[lab] for lab in item.labels if lab in class_index]] = 1
-                ys.append(hot)
-            else:
-                ys.append(np.array([class_index[item.labels[0]]]))
-            units.append(np.array([unit]))
-    if not xs:
+    units = [u for u, item in enumerate(items) if item.id in feats]
+    present = [items[u] for u in units]
+    if not present:
         raise ValueError("no items with features")
-    return Rows(np.concatenate(xs), np.concatenate(ys), np.concatenate(units))
+    picks, labels = _row_picks(dataset, present, feats, frame_rate, class_index)
+    counts = np.array([len(p) for p in picks])
+    if max_rows is not None and counts.sum() > max_rows:
+        chosen = np.zeros(int(counts.sum()), bool)
+        chosen[np.random.default_rng(seed).choice(len(chosen), max_rows, replace=False)] = True
+        bounds = np.r_[0, np.cumsum(counts)]
+        picks = [p[chosen[a:b]] for p, a, b in zip(picks, bounds[:-1], bounds[1:])]
+        counts = np.array([len(p) for p in picks])
+    first = feats[present[0].id]
+    n_layers, dim = first.shape[0], first.shape[-1]
+    x = np.empty((int(counts.sum()), n_layers, dim), np.float32)  # filled in place: no concatenated copy
+    multilabel = dataset.labels == "multilabel"
+    y = np.zeros((len(x), len(dataset.classes)), np.float32) if multilabel else np.empty(len(x), np.int64)
+    row = 0
+    for item, pick, lab in zip(present, picks, labels):
+        f = feats[item.id]
+        end = row + len(pick)
+        if dataset.level == "frame":
+            x[row:end] = np.asarray(f[:, pick], dtype=np.float32).transpose(1, 0, 2)  # (L, T', D) -> (T', L, D)
+            y[row:end] = lab[pick]
+        else:
+            x[row] = f
+            if multilabel:
+                y[row, [class_index[tag] for tag in item.labels if tag in class_index]] = 1
+            else:
+                y[row] = class_index[item.labels[0]]
+        row = end
+    return Rows(x, y, np.repeat(np.array(units), counts))

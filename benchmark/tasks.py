@@ -30,6 +30,9 @@ class TaskSpec:
         probe: "linear" or "mlp".
         fractions: label fractions of the training split, each in (0, 1].
         seeds: seeds per fraction.
+        max_train_rows: cap on a probe's training rows, a seeded uniform sample of the labelled
+            subset's rows (for frame-level sets, whose neighbouring frames are near copies);
+            None uses every row.
         description: one line for `melbench list`.
     """
 
@@ -40,6 +43,7 @@ class TaskSpec:
     probe: str = "linear"
     fractions: tuple[float, ...] = (0.01, 0.05, 0.1, 1.0)
     seeds: int = 3
+    max_train_rows: int | None = None
     description: str = ""
 
 
@@ -128,3 +132,5 @@ def _validate(spec: TaskSpec, where: str) -> None:
         raise MelbenchError(f"{where}: fractions must be in (0, 1], got {list(spec.fractions)}")
     if spec.seeds < 1:
         raise MelbenchError(f"{where}: seeds must be >= 1, got {spec.seeds}")
+    if spec.max_train_rows is not None and spec.max_train_rows < 1:
+        raise MelbenchError(f"{where}: max_train_rows must be >= 1, got {spec.max_train_rows}")

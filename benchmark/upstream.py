@@ -12,6 +12,8 @@ Facts:
     max_input_s (float, optional): the longest clip `extract` takes at once. The harness
         (`extract_chunked`) cuts longer clips into chunks of at most that length, cut on frame
         boundaries, and joins their frames; frames next to a cut see context from one side only.
+    provenance (dict, optional): JSON facts about how the model was made (pretraining corpus,
+        hours, steps, wall time ...); `melbench run` copies it into every result record.
 
 Methods:
     extract(wave, layers=False): `(n_samples,)` float32 tensor in; `(n_frames, feature_dim)`
@@ -33,6 +35,7 @@ class Upstream:
     frame_rate: float
     feature_dim: int
     num_layers: int = 1
+    provenance: dict | None = None
 
     def extract(self, wave: torch.Tensor, layers: bool = False) -> torch.Tensor:
         """Frame features of one mono clip (see the module docstring)."""

@@ -121,7 +121,8 @@ def test_a_full_disk_during_a_cache_write_leaves_the_cache_valid(tmp_path: Path,
     err = proc.stderr.strip()
     assert len(err.splitlines()) == 1 and "cannot write features (" in err and "the cache is unchanged" in err
     left = sorted(p.name for p in (home / "features").rglob("*") if p.is_file())
-    assert left == ["key.json"] or (len(left) == 2 and left[1].endswith(".npy")), left  # no temporary files
+    entries = [name for name in left if name != "key.json"]  # the short clip's, if it went first
+    assert "key.json" in left and len(entries) <= 1 and all(n.endswith(".npy") for n in entries), left  # no temp files
     report = extract_files("mel", {}, sorted(folder.iterdir()), progress=False)
     assert not report.skipped and all(np.isfinite(np.load(i.feature_path)).all() for i in report.items)
 

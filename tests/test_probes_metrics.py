@@ -107,6 +107,18 @@ def test_weighted_forms_equal_the_libraries_on_repeated_rows(name: str) -> None:
         assert metric.weighted(y, scores, KEYS, w[b : b + 1])[0] == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.parametrize("name", [n for n in sorted(METRICS) if METRICS[n].top_class_only])
+def test_bootstrap_merging_alike_rows_changes_no_value(name: str) -> None:
+    # frame-level shape: 30 utterances of 40 frames, long runs of one label
+    rng = np.random.default_rng(5)
+    units = np.repeat(np.arange(30), 40)
+    y = np.repeat(rng.integers(0, 5, 300), 4)
+    scores = rng.random((1200, 5))
+    merged = bootstrap(name, y, scores, KEYS, units)
+    direct = METRICS[name].weighted(y, scores, KEYS, bootstrap_weights(units))
+    np.testing.assert_allclose(merged, direct, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_probe_reaches_100_percent_on_separable_features(kind: str) -> None:
     rng = np.random.default_rng(0)
@@ -129,3 +141,28 @@ def test_multilabel_probe_learns_tags() -> None:
     y = np.stack([x[:, 0, 0] > 0, x[:, 0, 1] + x[:, 0, 2] > 0], 1).astype(np.float32)
     probe = train_probe(x[:300], y[:300], x[300:400], y[300:400], 2, True, ProbeConfig(), seed=0)
     assert roc_auc_macro(y[400:], probe.predict(x[400:]), ()) > 0.97
+
+
+def test_frame_rows_follow_segments_and_a_row_cap_samples_them() -> None:
+    from pathlib import Path
+
+    from benchmark.dataset import Dataset
+    from benchmark.taskdata import build_rows
+
+    # three 1 s utterances at 10 frames/s; frames outside every segment carry no label
+    items = [Item(f"u{i}", Path(f"u{i}.wav"), "train", f"g{i}", 1.0, segments=((0.0, 0.5, "a"), (0.5, 0.9, "b")))
+             for i in range(3)]
+    ds = Dataset("toy", "frame", "multiclass", ("a", "b"), tuple(items), Path("."))
+    feats = {f"u{i}": np.arange(2 * 10 * 4, dtype=np.float32).reshape(2, 10, 4) + 1000 * i for i in range(3)}
+    full = build_rows(ds, items, feats, 10.0)
+    assert full.x.shape == (27, 2, 4)  # 9 labelled frames each, (rows, layers, dim)
+    assert list(full.y[:9]) == [0] * 5 + [1] * 4 and list(full.unit) == [0] * 9 + [1] * 9 + [2] * 9
+    assert np.array_equal(full.x[10], feats["u1"][:, 1])  # frame 1 of utterance 1, every layer
+    capped = build_rows(ds, items, feats, 10.0, max_rows=10, seed=4)
+    assert capped.x.shape == (10, 2, 4)
+    positions = [next(j for j in range(27) if np.array_equal(full.x[j], row)) for row in capped.x]
+    assert positions == sorted(positions)  # a subset of the rows, in order, labels and units kept
+    assert np.array_equal(full.y[positions], capped.y) and np.array_equal(full.unit[positions], capped.unit)
+    assert np.array_equal(build_rows(ds, items, feats, 10.0, max_rows=10, seed=4).x, capped.x)
+    assert not np.array_equal(build_rows(ds, items, feats, 10.0, max_rows=10, seed=5).x, capped.x)
+    assert build_rows(ds, items, feats, 10.0, max_rows=100).x.shape == full.x.shape

@@ -26,7 +26,13 @@ def test_quick_run_pretrains_missing_checkpoint_then_reuses_it(
     # 2 fractions x 2 seeds with the weighted layers, plus one probe per hidden state (3 in tiny).
     assert len(ssl) == 4 + 3 and all(r["checkpoint_sha256"] for r in ssl)
     assert len([r for r in records if r["upstream"] == "mel"]) == 4
-    assert "mockingjay" in (out / "REPORT.md").read_text()
+    prov = ssl[0]["upstream_provenance"]  # the pretraining behind the checkpoint, in every record
+    assert (prov["preset"], prov["corpus"], prov["steps"], prov["batch_size"]) == ("tiny", "mix-quick", 150, 4)
+    assert prov["corpus_train_hours"] > 0 and prov["pretrain_s"] > 0 and prov["params"] > 0
+    assert records[0]["dataset_hours"]["train"] > 0
+    report = (out / "REPORT.md").read_text()
+    assert f"| mockingjay | tiny | {prov['params'] / 1e6:.2f} M | mix-quick, {prov['corpus_train_hours']:.2f} h | " \
+           f"150 steps x 4 x 1 s |" in report
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "pretraining tiny" not in printed and "0 probe runs, 11 already done" in printed

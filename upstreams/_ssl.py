@@ -211,7 +211,9 @@ def load_ssl(
             raise MelbenchError(f"{spec.name}: give either checkpoint or random_init, not both")
         torch.manual_seed(seed)
         model = spec.model_cls(spec.config(preset, overrides))
-        return SSLUpstream(model, layer, device)
+        upstream = SSLUpstream(model, layer, device)
+        upstream.provenance = {"random_init": True, "preset": preset, "params": count_parameters(model)}
+        return upstream
     if overrides:
         raise MelbenchError(f"{spec.name}: options {sorted(overrides)} cannot change a checkpoint's config")
     folder = Path(checkpoint) if checkpoint is not None else default_checkpoint_dir(spec.name, corpus, preset)
@@ -220,10 +222,33 @@ def load_ssl(
             f"{spec.name}: no pretrained checkpoint at {folder}; run `melbench pretrain {spec.name} "
             f"--corpus {corpus} --preset {preset}` first (or pass random_init=true for an untrained model)"
         )
-    config, state, _ = read_checkpoint(spec, folder)
+    config, state, record = read_checkpoint(spec, folder)
     model = spec.model_cls(config)
     model.load_state_dict(state)
-    return SSLUpstream(model, layer, device)
+    upstream = SSLUpstream(model, layer, device)
+    upstream.provenance = checkpoint_provenance(record, count_parameters(model))
+    return upstream
+
+
+def checkpoint_provenance(record: dict[str, Any], params: int) -> dict[str, Any]:
+    """What a result should say about the pretraining behind a checkpoint.
+
+    Args:
+        record: the checkpoint's `config.json`.
+        params: the model's parameter count.
+
+    Returns:
+        Preset, corpus and its training hours, steps, batch and crop, wall time, device, final
+        validation loss (keys missing from older checkpoints are None).
+    """
+    val_loss = record.get("val_loss") or [[None, None]]
+    config = record.get("config", {})
+    return {
+        "preset": record.get("preset"), "corpus": record.get("corpus"),
+        "corpus_train_hours": record.get("corpus_train_hours"), "steps": record.get("step"),
+        "batch_size": config.get("batch_size"), "crop_s": config.get("crop_s"), "params": params,
+        "pretrain_s": record.get("pretrain_s"), "device": record.get("device"), "final_val_loss": val_loss[-1][1],
+    }
 
 
 def config_record(spec: SSLSpec, config: Any, preset: str, corpus: str, step: int) -> dict[str, Any]:
