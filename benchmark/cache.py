@@ -69,7 +69,8 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
 
     Args:
         upstream: upstream name.
-        options: its `load` options; a `checkpoint` path (file or folder) is replaced by its sha256.
+        options: its `load` options; a `checkpoint` path (file or folder) is replaced by its
+            sha256, and so is a `weights` path (the `hear` adapter's weights file).
         layers: whether every hidden layer is stored.
         pool: whether frames are stored pooled (mean and std over time) instead of per frame.
 
@@ -78,6 +79,8 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
     """
     opts = {k: str(v) if isinstance(v, Path) else v for k, v in sorted(options.items())}
     ckpt = opts.pop("checkpoint", None)
+    if opts.get("weights"):
+        opts["weights_sha256"] = path_sha256(opts["weights"])
     return {
         "format": CACHE_FORMAT,
         "upstream": upstream,

@@ -68,7 +68,7 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.registry import available_upstreams
+    from benchmark.registry import default_upstreams
     from benchmark.report import BASELINE
     from benchmark.run import RunConfig, run_all
     from benchmark.tasks import load_tasks
@@ -89,12 +89,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise MelbenchError(f"--fractions {args.fractions!r}: each must be in (0, 1]")
     if args.seeds is not None and args.seeds < 1:
         raise MelbenchError(f"--seeds {args.seeds}: must be >= 1")
-    upstreams = _csv(args.upstreams) if args.upstreams else tuple(available_upstreams())
+    upstreams = _csv(args.upstreams) if args.upstreams else tuple(default_upstreams())
     # The baseline runs first: every comparison in the report needs it, even in a partial run.
     upstreams = tuple(sorted(upstreams, key=lambda u: u != BASELINE))
+    overrides = {}
+    if args.set:
+        targets = [u for u in upstreams if u != BASELINE]
+        if len(targets) != 1:
+            raise MelbenchError(f"--set applies to one upstream besides {BASELINE}; got {', '.join(targets) or 'none'} "
+                                "(run the others separately)")
+        overrides = {targets[0]: parse_overrides(args.set)}
     cfg = RunConfig(
         upstreams=upstreams, tasks=tasks, out_dir=Path(args.out), quick=args.quick, fractions=fractions,
-        seeds=args.seeds, layer_sweep=not args.no_layer_sweep, progress=not args.quiet,
+        seeds=args.seeds, layer_sweep=not args.no_layer_sweep, progress=not args.quiet, overrides=overrides,
     )
     counts = run_all(cfg)
     print(f"results in {args.out}/: leaderboard.md, leaderboard.csv, low_data_*.png, REPORT.md")
@@ -106,6 +113,42 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     for path in write_report(Path(args.out)):
         print(path)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmark.bench import BenchConfig, format_table, run_bench
+
+    cfg = BenchConfig(device=args.device, preset=args.preset, batch_size=args.batch_size, clip_s=args.clip_s,
+                      repeats=args.repeats, compile=args.compile, out_dir=Path(args.out))
+    record = run_bench(cfg, quick=args.quick)
+    print(format_table(record))
+    print(f"written {Path(args.out) / 'bench.json'}")
+    return 0
+
+
+def cmd_to_s3prl(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from benchmark.atomic import atomic_write
+    from benchmark.registry import load_module
+
+    record = Path(args.checkpoint) / "config.json"
+    try:
+        name = json.loads(record.read_text())["upstream"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise MelbenchError(f"{record}: not a melbench checkpoint record ({err!r})") from None
+    export = getattr(load_module(name), "to_s3prl", None)
+    if export is None:
+        raise MelbenchError(f"{name}: has no s3prl checkpoint format")
+    states = export(args.checkpoint)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as f:
+        torch.save(states, f)
+    print(f"{name} checkpoint {args.checkpoint} -> {out} (s3prl format, keys: {', '.join(states)})")
     return 0
 
 
@@ -250,12 +293,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--tasks-file", default=str(DEFAULT_TASKS), help="tasks file (default: the repo's tasks.yaml)")
     p.add_argument("--no-layer-sweep", action="store_true", help="skip the per-layer probes")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="load option of the one upstream besides mel, e.g. --upstreams mel,hear:pkg.mod --set "
+                   "weights=PATH (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("report", help="regenerate tables, plots and REPORT.md from OUT/runs.jsonl")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser(
+        "bench", help="time pretraining, extraction and probes side by side with s3prl; writes OUT/bench.json",
+        description="Time melbench's pretraining step, extraction and cached probes against s3prl's own model at "
+        "the same configuration (when the [s3prl] extra is installed), plus scaling with clip length and batch "
+        "size and, on a GPU, model FLOPs utilisation. Figures are medians over repeats with min and max.",
+    )
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the models run (default: cpu)")
+    p.add_argument("--preset", default="base", help="model size of the SSL upstreams (default: base = s3prl's "
+                   "Mockingjay base, 3 x 768)")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per step or batch (default: 8)")
+    p.add_argument("--clip-s", type=float, default=10.0, help="clip length in seconds (default: 10)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per figure, after a warm-up (default: 3)")
+    p.add_argument("--compile", action="store_true", help="also time the pretraining step under torch.compile")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, seconds (a smoke test, not a measurement)")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser(
+        "to-s3prl", help="write a melbench Mockingjay / TERA / Audio ALBERT / APC checkpoint in s3prl's format",
+        description="Write CHECKPOINT (a melbench checkpoint folder) as an s3prl checkpoint file that s3prl's "
+        "own classes load (keys Transformer, SpecHead, Upstream_Config for the transformer family; config, model "
+        "for APC); it takes melbench's log-Mel frames as input (the corpus normalisation is folded into the input "
+        "projection).",
+    )
+    p.add_argument("checkpoint", help="melbench checkpoint folder (config.json + model.safetensors)")
+    p.add_argument("out", help="s3prl checkpoint file to write")
+    p.set_defaults(fn=cmd_to_s3prl)
 
     data = sub.add_parser("data", help="build and inspect the embedded datasets and pretraining corpora")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")

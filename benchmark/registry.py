@@ -3,6 +3,10 @@
 An upstream is `upstreams/<name>.py` (files starting with `_` are helpers), or a file in a
 folder listed in `$MELBENCH_UPSTREAM_PATH` (separated by `os.pathsep`), or any importable
 module given by dotted path (`mypkg.my_upstream`) for adapters outside the repo.
+
+`NAME:ARGUMENT` loads upstream NAME with one option filled from the name: the module says which
+by defining `ARGUMENT = "<option name>"` (the `hear` adapter: `hear:some.module`). Such modules
+need their argument, so a run over "every upstream" leaves them out (`default_upstreams`).
 """
 
 import importlib
@@ -74,6 +78,7 @@ def load_module(name: str, dirs: list[Path] | None = None) -> ModuleType:
         MelbenchError: unknown name (the known ones are listed) or a module without `load`.
     """
     found = available_upstreams(dirs)
+    name = name.split(":", 1)[0]
     if name in found:
         module = _import_file(name, found[name])
         where = str(found[name])
@@ -105,10 +110,23 @@ def load_upstream(name: str, options: dict[str, Any] | None = None, dirs: list[P
         MelbenchError: unknown upstream or bad options.
     """
     module = load_module(name, dirs)
+    options = dict(options or {})
+    if ":" in name:
+        argument = getattr(module, "ARGUMENT", None)
+        if argument is None:
+            raise MelbenchError(f"upstream {name.split(':')[0]!r} takes no NAME:ARGUMENT form (its module "
+                                "defines no ARGUMENT)")
+        options = {argument: name.split(":", 1)[1], **options}
     try:
-        return module.load(**(options or {}))
+        return module.load(**options)
     except TypeError as err:
         raise MelbenchError(f"upstream {name!r}: bad options {options or {}} ({err})") from None
+
+
+def default_upstreams(dirs: list[Path] | None = None) -> list[str]:
+    """The upstreams a run without `--upstreams` covers: every discovered one that needs no
+    `NAME:ARGUMENT` (adapters such as `hear` wrap a model the user names)."""
+    return [name for name in available_upstreams(dirs) if getattr(load_module(name, dirs), "ARGUMENT", None) is None]
 
 
 def describe(name: str, dirs: list[Path] | None = None) -> str:

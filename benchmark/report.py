@@ -24,8 +24,10 @@ CI_SEED = 7
 
 
 def upstream_label(record: dict[str, Any]) -> str:
-    """Display name: the upstream, plus its options other than the checkpoint path."""
-    opts = {k: v for k, v in record["upstream_options"].items() if k != "checkpoint"}
+    """Display name: the upstream, plus its options other than the checkpoint path (a weights
+    file shows by its file name, which keeps table columns and plot legends narrow)."""
+    opts = {k: Path(v).name if k == "weights" else v for k, v in record["upstream_options"].items()
+            if k != "checkpoint"}
     return record["upstream"] + (f"[{', '.join(f'{k}={v}' for k, v in sorted(opts.items()))}]" if opts else "")
 
 
@@ -132,6 +134,8 @@ def write_plots(records: list[dict[str, Any]], table: dict, out_dir: Path) -> li
         all_fractions = sorted({f for t, _, f in table if t == task})
         ax.set_xticks(all_fractions, [f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in all_fractions])
         ax.minorticks_off()
+        if len(all_fractions) == 1:  # a single point leaves a zero-width log axis that no layout can fit
+            ax.set_xlim(all_fractions[0] / 2, all_fractions[0] * 2)
         ax.set_xlabel("label fraction of the training split")
         ax.set_ylabel(s[0]["metric"])
         ax.set_title(f"{task}: low-data curve (95% CI)")

@@ -10,7 +10,7 @@ it first if missing). Upstreams without it are loaded with no options.
 """
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class RunConfig:
         seeds: seeds per fraction overriding each task's.
         layer_sweep: also probe each layer separately (largest fraction, first seed).
         progress: show progress bars.
+        overrides: load options per upstream name, over what its `prepare` returns.
     """
 
     upstreams: tuple[str, ...]
@@ -54,6 +55,7 @@ class RunConfig:
     seeds: int | None = None
     layer_sweep: bool = True
     progress: bool = True
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def resolve_dataset(name: str, quick: bool) -> Dataset:
@@ -214,7 +216,7 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
 
     known = available_upstreams()
     for name in cfg.upstreams:
-        if name not in known and "." not in name:
+        if name.split(":", 1)[0] not in known and "." not in name:
             raise MelbenchError(f"unknown upstream {name!r}; known: {', '.join(known)}")
     counts = {"done": 0, "skipped_done": 0, "failed_pairs": 0}
     started = time.perf_counter()
@@ -237,7 +239,7 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
         for u_index, upstream in enumerate(cfg.upstreams, 1):
             upstream_start = time.perf_counter()
             stage(u_index, f"{upstream}: preparing (pretraining if its checkpoint is missing)")
-            options = prepare_upstream(upstream, cfg.quick, cfg.progress)
+            options = {**prepare_upstream(upstream, cfg.quick, cfg.progress), **cfg.overrides.get(upstream, {})}
             for task, spec in cfg.tasks.items():
                 stage(u_index, f"{upstream} x {task}: features (cached ones are reused), then probes")
                 try:

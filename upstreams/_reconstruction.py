@@ -25,6 +25,7 @@ class ReconstructionConfig(TrainFields):
     layers: int = 3
     dropout: float = 0.1
     share_weights: bool = False  # Audio ALBERT
+    layer_norm_eps: float = 1e-5  # s3prl's checkpoints use 1e-12
     mask_proportion: float = 0.15
     mask_span: int = 7
     freq_mask_max: float = 0.0  # TERA: up to 20% of the bins
@@ -53,11 +54,12 @@ class MaskedReconstruction(nn.Module):
         super().__init__()
         self.config = config
         init_mel_stats(self, config.n_mels)
-        self.embed = InputEmbedding(config.n_mels, config.hidden, config.dropout)
+        eps = config.layer_norm_eps
+        self.embed = InputEmbedding(config.n_mels, config.hidden, config.dropout, eps)
         self.encoder = Encoder(
-            config.hidden, config.heads, config.ffn, config.layers, config.dropout, config.share_weights
+            config.hidden, config.heads, config.ffn, config.layers, config.dropout, config.share_weights, eps
         )
-        self.head = PredictionHead(config.hidden, config.n_mels)
+        self.head = PredictionHead(config.hidden, config.n_mels, eps)
         self.feature_dim = config.hidden
         self.num_hidden = config.layers + 1
 

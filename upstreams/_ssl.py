@@ -68,6 +68,13 @@ class SSLSpec:
         """The module's `prepare`: `load` options for `melbench run` (see `prepare_ssl`)."""
         return prepare_ssl(self, quick, progress)
 
+    def to_s3prl(self, checkpoint: str | Path) -> dict[str, Any]:
+        """The module's `to_s3prl`: a melbench checkpoint as an s3prl checkpoint dict
+        (`upstreams._s3prl.to_s3prl`)."""
+        from upstreams._s3prl import to_s3prl
+
+        return to_s3prl(load_ssl(self, checkpoint=checkpoint).model, self.name)
+
     def config(self, preset: str, overrides: dict[str, Any] | None = None) -> Any:
         """The preset's config with type-checked overrides.
 
@@ -144,12 +151,13 @@ class SSLUpstream(Upstream):
     # grows with the square of the frames, and an hour of audio at once would not fit.
     max_input_s = 60.0
 
-    def __init__(self, model: torch.nn.Module, layer: int, device: str):
+    def __init__(self, model: torch.nn.Module, layer: int, device: str, frontend: torch.nn.Module | None = None):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.frontend = LogMel(MelConfig(n_mels=int(model.mel_mean.numel()))).to(self.device)
-        self.sample_rate = self.frontend.config.sr_hz
-        self.frame_rate = self.frontend.config.frame_rate
+        # melbench's log-Mel, or the front-end an s3prl checkpoint names (`upstreams._s3prl`)
+        self.frontend = (frontend or LogMel(MelConfig(n_mels=int(model.mel_mean.numel())))).to(self.device)
+        self.sample_rate = 16000
+        self.frame_rate = MelConfig().frame_rate
         self.feature_dim = int(model.feature_dim)
         self.num_layers = int(model.num_hidden)
         if not -self.num_layers <= layer < self.num_layers:
@@ -165,10 +173,18 @@ class SSLUpstream(Upstream):
     def extract_batch(
         self, waves: torch.Tensor, lengths: torch.Tensor, layers: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        mel = self.frontend(waves.to(self.device))  # (B, T, n_mels)
-        frames = self.frontend.num_frames(lengths.to(self.device))  # (B,)
-        hidden = self.model.hidden_states(mel, frames)  # num_layers x (B, T, D)
-        valid = (torch.arange(mel.shape[1], device=self.device)[None, :] < frames[:, None])[..., None]  # (B, T, 1)
+        waves, lengths = waves.to(self.device), lengths.to(self.device)
+        if hasattr(self.frontend, "grid_index"):  # s3prl's Kaldi frames, mapped onto melbench's grid
+            feats, model_frames = self.frontend(waves, lengths)  # (B, T', F), (B,)
+            index = self.frontend.grid_index(lengths, model_frames).to(self.device)  # (B, T)
+            hidden = [h.gather(1, index[..., None].expand(-1, -1, h.shape[-1]))  # (B, T', D) -> (B, T, D)
+                      for h in self.model.hidden_states(feats, model_frames)]
+            frames = self.frontend.num_frames(lengths)
+        else:
+            mel = self.frontend(waves)  # (B, T, n_mels)
+            frames = self.frontend.num_frames(lengths)  # (B,)
+            hidden = self.model.hidden_states(mel, frames)  # num_layers x (B, T, D)
+        valid = (torch.arange(hidden[0].shape[1], device=self.device)[None, :] < frames[:, None])[..., None]  # (B, T, 1)
         if layers:
             out = torch.stack([h * valid for h in hidden], dim=1)  # (B, num_layers, T, D)
         else:
@@ -191,7 +207,8 @@ def load_ssl(
 
     Args:
         spec: the upstream.
-        checkpoint: a checkpoint folder; default `default_checkpoint_dir(name, corpus, preset)`.
+        checkpoint: a checkpoint folder (default `default_checkpoint_dir(name, corpus, preset)`),
+            or an s3prl checkpoint file (`upstreams._s3prl`).
         layer: hidden state returned by `extract` (0 = input embedding, -1 = last layer).
         preset: preset of the default checkpoint (or of the random model).
         device: torch device.
@@ -216,6 +233,8 @@ def load_ssl(
         return upstream
     if overrides:
         raise MelbenchError(f"{spec.name}: options {sorted(overrides)} cannot change a checkpoint's config")
+    if checkpoint is not None and Path(checkpoint).is_file():  # one file: an s3prl checkpoint
+        return _load_s3prl(spec, Path(checkpoint), layer, device)
     folder = Path(checkpoint) if checkpoint is not None else default_checkpoint_dir(spec.name, corpus, preset)
     if checkpoint is None and not (folder / MODEL_FILE).is_file():
         raise MelbenchError(
@@ -227,6 +246,20 @@ def load_ssl(
     model.load_state_dict(state)
     upstream = SSLUpstream(model, layer, device)
     upstream.provenance = checkpoint_provenance(record, count_parameters(model))
+    return upstream
+
+
+def _load_s3prl(spec: SSLSpec, path: Path, layer: int, device: str) -> "SSLUpstream":
+    """An SSL upstream from an s3prl checkpoint file, on s3prl's own front-end."""
+    from upstreams._s3prl import from_s3prl
+
+    config, state, frontend = from_s3prl(path, spec)
+    model = spec.model_cls(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("head.") for k in missing):  # the head is unused by extraction
+        raise MelbenchError(f"{path}: s3prl weights do not fit {spec.name} (missing {missing}, unexpected {unexpected})")
+    upstream = SSLUpstream(model, layer, device, frontend)
+    upstream.provenance = {"s3prl_checkpoint": str(path), "params": count_parameters(model)}
     return upstream
 
 

@@ -7,10 +7,27 @@ so every hidden state aligns with the `mel` baseline.
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+_FUSED = {"attention": True}
+
+
+@contextmanager
+def plain_attention() -> Iterator[None]:
+    """Within this block, attention is the textbook softmax(QK^T / sqrt(d)) V in explicit
+    matmuls instead of `scaled_dot_product_attention`: the reference the fused path is tested
+    and benchmarked against."""
+    _FUSED["attention"] = False
+    try:
+        yield
+    finally:
+        _FUSED["attention"] = True
 
 
 def valid_mask(frames: torch.Tensor, n_frames: int) -> torch.Tensor:
@@ -54,10 +71,14 @@ class SelfAttention(nn.Module):
         batch, n_frames, dim = x.shape
         qkv = self.qkv(x).view(batch, n_frames, 3, self.heads, dim // self.heads)  # (B, T, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
-        # keep: (B, T) -> (B, 1, 1, T): every query ignores padded keys.
-        attn = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=keep[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, T, Dh)
+        key_mask = keep[:, None, None, :]  # (B, T) -> (B, 1, 1, T): every query ignores padded keys
+        dropout_p = self.dropout if self.training else 0.0
+        if _FUSED["attention"]:
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout_p)  # (B, H, T, Dh)
+        else:
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+            weights = F.dropout(scores.masked_fill(~key_mask, float("-inf")).softmax(-1), dropout_p)
+            attn = weights @ v  # (B, H, T, Dh)
         return self.out(attn.transpose(1, 2).reshape(batch, n_frames, dim))  # (B, T, D)
 
 
@@ -69,13 +90,14 @@ class EncoderLayer(nn.Module):
         heads: attention heads.
         ffn_dim: feed-forward width.
         dropout: dropout on residual branches and attention weights.
+        eps: LayerNorm epsilon (s3prl's checkpoints use 1e-12).
     """
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float):
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float, eps: float = 1e-5):
         super().__init__()
         self.attn = SelfAttention(dim, heads, dropout)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=eps), nn.LayerNorm(dim, eps=eps)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -87,16 +109,17 @@ class Encoder(nn.Module):
     """A stack of post-LN layers; with `share_weights` one layer is applied `layers` times (ALBERT).
 
     Args:
-        dim, heads, ffn_dim, dropout: layer sizes.
+        dim, heads, ffn_dim, dropout, eps: layer sizes and LayerNorm epsilon.
         layers: depth.
         share_weights: reuse a single layer's weights at every depth.
     """
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, layers: int, dropout: float, share_weights: bool = False):
+    def __init__(self, dim: int, heads: int, ffn_dim: int, layers: int, dropout: float, share_weights: bool = False,
+                 eps: float = 1e-5):
         super().__init__()
         self.depth = layers
         n_distinct = 1 if share_weights else layers
-        self.layers = nn.ModuleList(EncoderLayer(dim, heads, ffn_dim, dropout) for _ in range(n_distinct))
+        self.layers = nn.ModuleList(EncoderLayer(dim, heads, ffn_dim, dropout, eps) for _ in range(n_distinct))
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> list[torch.Tensor]:
         """Each layer's output, `depth` tensors `(B, T, D)`."""
@@ -110,10 +133,10 @@ class Encoder(nn.Module):
 class InputEmbedding(nn.Module):
     """Normalised log-Mel frames to model width: Linear, + sinusoidal positions, LayerNorm, dropout."""
 
-    def __init__(self, n_mels: int, dim: int, dropout: float):
+    def __init__(self, n_mels: int, dim: int, dropout: float, eps: float = 1e-5):
         super().__init__()
         self.proj = nn.Linear(n_mels, dim)
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim, eps=eps)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,9 +148,9 @@ class InputEmbedding(nn.Module):
 class PredictionHead(nn.Module):
     """Mockingjay's reconstruction head: Linear-GELU-LayerNorm-Linear back to `n_mels`."""
 
-    def __init__(self, dim: int, n_mels: int):
+    def __init__(self, dim: int, n_mels: int, eps: float = 1e-5):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim), nn.Linear(dim, n_mels))
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim, eps=eps), nn.Linear(dim, n_mels))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)

@@ -18,13 +18,17 @@ class APCConfig(TrainFields):
     shift: int = 3  # predict frame t + shift from frames <= t
     dropout: float = 0.1
     lr: float = 1e-3
+    input_projection: bool = True  # False: the first GRU reads the frames (s3prl's APC)
+    residual: bool = True
 
 
 class APC(nn.Module):
     """Linear input projection, then GRU layers (residual from the second on), then a linear predictor.
 
     Hidden states are the projection and each GRU layer's output, all `hidden` wide. Every
-    layer is causal, so padding after a clip cannot change its frames.
+    layer is causal, so padding after a clip cannot change its frames. Without the input
+    projection (s3prl's APC) the first GRU reads the frames and the hidden states are the GRU
+    layers' outputs.
 
     Args:
         config: an `APCConfig`.
@@ -34,20 +38,23 @@ class APC(nn.Module):
         super().__init__()
         self.config = config
         init_mel_stats(self, config.n_mels)
-        self.proj = nn.Linear(config.n_mels, config.hidden)
-        self.grus = nn.ModuleList(nn.GRU(config.hidden, config.hidden, batch_first=True) for _ in range(config.layers))
+        self.proj = nn.Linear(config.n_mels, config.hidden) if config.input_projection else None
+        first_in = config.hidden if config.input_projection else config.n_mels
+        self.grus = nn.ModuleList(
+            nn.GRU(first_in if i == 0 else config.hidden, config.hidden, batch_first=True) for i in range(config.layers)
+        )
         self.drop = nn.Dropout(config.dropout)
         self.predict = nn.Linear(config.hidden, config.n_mels)
         self.feature_dim = config.hidden
-        self.num_hidden = config.layers + 1
+        self.num_hidden = config.layers + int(config.input_projection)
 
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = self.proj(x)  # (B, T, H)
-        outs = [h]
+        h = self.proj(x) if self.proj is not None else x  # (B, T, H) or the frames
+        outs = [h] if self.proj is not None else []
         for i, gru in enumerate(self.grus):
             y, _ = gru(h)  # (B, T, H)
             y = self.drop(y)
-            h = y + h if i > 0 else y  # residual between GRU layers, as in the paper
+            h = y + h if i > 0 and self.config.residual else y  # residual between GRU layers, as in the paper
             outs.append(h)
         return outs
 
@@ -98,3 +105,4 @@ SPEC = SSLSpec(
 # `melbench run`; the imported CHECK_OPTIONS are what the contract tests load it with.
 load = SPEC.load
 prepare = SPEC.prepare
+to_s3prl = SPEC.to_s3prl  # `melbench to-s3prl`: this model in s3prl's checkpoint format

@@ -22,3 +22,4 @@ SPEC = SSLSpec(
 # `melbench run`; the imported CHECK_OPTIONS are what the contract tests load it with.
 load = SPEC.load
 prepare = SPEC.prepare
+to_s3prl = SPEC.to_s3prl  # `melbench to-s3prl`: this model in s3prl's checkpoint format

@@ -1,0 +1,308 @@
+"""`melbench bench`: how fast melbench is, measured side by side with s3prl in one run.
+
+Every figure is the median of `repeats` timed runs after one untimed warm-up, with min and max.
+Sections: pretraining throughput (melbench's reconstruction transformer vs s3prl's
+`TransformerModel` + `TransformerSpecPredictionHead` from the same config), extraction
+throughput (every discovered upstream, and s3prl's model), the probe phase from cached features
+vs re-extraction per epoch, scaling with clip length and batch size, and on a GPU the model
+FLOPs utilisation of a pretraining step against the measured bf16 matmul rate.
+"""
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.atomic import atomic_write
+from benchmark.bench_models import (
+    fake_mel, matmul_peak_flops, melbench_pretrain_step, s3prl_extract, s3prl_pretrain_step, step_flops, sync,
+)
+from benchmark.errors import MelbenchError
+from benchmark.registry import default_upstreams, load_module, load_upstream
+from benchmark.upstream import batch_extract
+
+COMPARED = "mockingjay"  # the melbench upstream whose architecture s3prl's classes reproduce
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `melbench bench` measures.
+
+    Attributes:
+        device: "cpu" or "cuda".
+        preset: model size of every SSL upstream (s3prl's Mockingjay base = "base").
+        batch_size: clips per pretraining step and per extraction batch.
+        clip_s: clip (crop) length in seconds.
+        repeats: timed runs per figure (after one warm-up).
+        lengths_s: clip lengths of the scaling section.
+        batch_sizes: batch sizes of the scaling section.
+        compile: also time melbench's pretraining step under `torch.compile`.
+        out_dir: where bench.json goes.
+    """
+
+    device: str = "cpu"
+    preset: str = "base"
+    batch_size: int = 8
+    clip_s: float = 10.0
+    repeats: int = 3
+    lengths_s: tuple[float, ...] = (1.0, 10.0, 60.0)
+    batch_sizes: tuple[int, ...] = (1, 4, 8)
+    compile: bool = False
+    out_dir: Path = Path("results")
+
+
+QUICK = {"preset": "tiny", "batch_size": 2, "clip_s": 1.0, "repeats": 2, "lengths_s": (1.0, 2.0), "batch_sizes": (1, 2)}
+
+
+def timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> dict[str, float]:
+    """Wall seconds of `fn`: one warm-up, then median / min / max over `repeats` runs."""
+    fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
+
+
+def rate(t: dict[str, float], work: float) -> dict[str, float]:
+    """`work` per second at the median, and at the slowest and fastest run."""
+    return {"median": work / t["median_s"], "min": work / t["max_s"], "max": work / t["min_s"]}
+
+
+def s3prl_available() -> bool:
+    """Whether the `[s3prl]` extra is installed (its model module imports)."""
+    try:
+        from upstreams._s3prl import s3prl_model_module
+
+        s3prl_model_module()
+        return True
+    except MelbenchError:
+        return False
+
+
+def bench_options(name: str, cfg: BenchConfig) -> dict[str, Any]:
+    """Load options of an upstream for the bench: its `CHECK_OPTIONS` (an untrained model: speed
+    does not depend on the weights), at the bench preset and device where it takes a preset."""
+    options = dict(getattr(load_module(name), "CHECK_OPTIONS", {}))
+    if "preset" in options:
+        options.update(preset=cfg.preset, device=cfg.device)
+    return options
+
+
+def _compared_config(cfg: BenchConfig) -> tuple[Any, Any]:
+    spec = load_module(COMPARED).SPEC
+    return spec, spec.config(cfg.preset)
+
+
+def bench_pretrain(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
+    """Pretraining throughput in seconds of audio per second, melbench vs s3prl."""
+    device = torch.device(cfg.device)
+    spec, config = _compared_config(cfg)
+    n_frames = round(cfg.clip_s * 100)
+    mel = fake_mel(cfg.batch_size, n_frames, device)
+    audio_s = cfg.batch_size * cfg.clip_s
+    bf16 = device.type == "cuda"
+    rows = {"melbench": timed(melbench_pretrain_step(spec, config, mel, bf16), cfg.repeats, device)}
+    if cfg.compile:
+        rows["melbench_compiled"] = timed(melbench_pretrain_step(spec, config, mel, bf16, True), cfg.repeats, device)
+    if with_s3prl:
+        rows["s3prl"] = timed(s3prl_pretrain_step(config, mel), cfg.repeats, device)
+    out: dict[str, Any] = {"batch_size": cfg.batch_size, "clip_s": cfg.clip_s,
+                           "dtype": {"melbench": "bf16 autocast" if bf16 else "float32", "s3prl": "float32"}}
+    for name, t in rows.items():
+        out[name] = {**t, "audio_s_per_s": rate(t, audio_s)}
+    if device.type == "cuda":
+        flops = step_flops(config, cfg.batch_size, n_frames)
+        peak = matmul_peak_flops(device)
+        achieved = flops / rows["melbench"]["median_s"]
+        out["mfu"] = {"step_tflop": flops / 1e12, "achieved_tflops": achieved / 1e12,
+                      "bf16_matmul_peak_tflops": peak / 1e12, "mfu": achieved / peak}
+    return out
+
+
+def _waves(batch: int, clip_s: float, sr_hz: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    n = round(clip_s * sr_hz)
+    return torch.randn(batch, n, generator=generator) * 0.1, torch.full((batch,), n)
+
+
+def bench_extract(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
+    """Extraction throughput (x realtime, every layer) of each upstream and of s3prl's model."""
+    device = torch.device(cfg.device)
+    audio_s = cfg.batch_size * cfg.clip_s
+    out: dict[str, Any] = {"batch_size": cfg.batch_size, "clip_s": cfg.clip_s, "upstreams": {}}
+    for name in default_upstreams():
+        upstream = load_upstream(name, bench_options(name, cfg))
+        waves, lengths = _waves(cfg.batch_size, cfg.clip_s, upstream.sample_rate)
+
+        def run(upstream: Any = upstream, waves: torch.Tensor = waves, lengths: torch.Tensor = lengths) -> None:
+            with torch.inference_mode():
+                batch_extract(upstream, waves, lengths, layers=True)
+
+        t = timed(run, cfg.repeats, device)
+        out["upstreams"][name] = {**t, "x_realtime": rate(t, audio_s)}
+    if with_s3prl:
+        from benchmark.logmel import LogMel, MelConfig
+
+        _, config = _compared_config(cfg)
+        frontend = LogMel(MelConfig()).to(device)
+        model = s3prl_extract(config, device)
+        waves, _ = _waves(cfg.batch_size, cfg.clip_s, frontend.config.sr_hz)
+
+        def run_s3prl() -> None:
+            with torch.inference_mode():
+                model(frontend(waves.to(device)))
+
+        t = timed(run_s3prl, cfg.repeats, device)
+        out["s3prl"] = {**t, "x_realtime": rate(t, audio_s)}
+    return out
+
+
+def bench_scaling(cfg: BenchConfig) -> dict[str, Any]:
+    """How extraction and pretraining time grow with clip length (batch 1) and batch size."""
+    device = torch.device(cfg.device)
+    spec, config = _compared_config(cfg)
+    upstream = load_upstream(COMPARED, bench_options(COMPARED, cfg))
+    bf16 = device.type == "cuda"
+    out: dict[str, Any] = {"by_length": [], "by_batch": []}
+
+    def point(batch: int, clip_s: float) -> dict[str, Any]:
+        waves, lengths = _waves(batch, clip_s, upstream.sample_rate)
+
+        def extract() -> None:
+            with torch.inference_mode():
+                batch_extract(upstream, waves.to(device), lengths, layers=True)
+
+        mel = fake_mel(batch, round(clip_s * 100), device)
+        return {"batch_size": batch, "clip_s": clip_s, "extract": timed(extract, cfg.repeats, device),
+                "pretrain_step": timed(melbench_pretrain_step(spec, config, mel, bf16), cfg.repeats, device)}
+
+    out["by_length"] = [point(1, s) for s in cfg.lengths_s]
+    out["by_batch"] = [point(b, cfg.clip_s) for b in cfg.batch_sizes]
+    return out
+
+
+@contextmanager
+def scratch_home() -> Iterator[Path]:
+    """A temporary `$MELBENCH_HOME`, so the probe section leaves the user's cache untouched."""
+    old = os.environ.get("MELBENCH_HOME")
+    with tempfile.TemporaryDirectory(prefix="melbench-bench-") as tmp:
+        os.environ["MELBENCH_HOME"] = tmp
+        try:
+            yield Path(tmp)
+        finally:
+            if old is None:
+                os.environ.pop("MELBENCH_HOME", None)
+            else:
+                os.environ["MELBENCH_HOME"] = old
+
+
+def environment(cfg: BenchConfig) -> dict[str, Any]:
+    """Machine facts the figures depend on."""
+    from benchmark.runs import git_revision, now_utc
+
+    device = torch.device(cfg.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"device": cfg.device, "device_name": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "git_revision": git_revision(), "date": now_utc()}
+
+
+def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
+    """Run every section and write `cfg.out_dir / bench.json`.
+
+    Args:
+        cfg: what to measure.
+        quick: tiny sizes (seconds; for tests), overriding the config's sizes.
+
+    Returns:
+        The bench record (also written to bench.json).
+    """
+    from benchmark.bench_probe import bench_probe_cache
+
+    if quick:
+        cfg = replace(cfg, **QUICK)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise MelbenchError("--device cuda: no CUDA device is visible to torch")
+    with_s3prl = s3prl_available()
+    pretrain = bench_pretrain(cfg, with_s3prl)
+    extract = bench_extract(cfg, with_s3prl)
+    with scratch_home():
+        probe = bench_probe_cache(cfg)
+    record: dict[str, Any] = {
+        "pretrain_ratio_vs_s3prl": _ratio(pretrain, "melbench", "s3prl", "audio_s_per_s"),
+        "extract_ratio_vs_s3prl": _ratio_extract(extract),
+        "probe_cache_ratio": probe["ratio"],
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "s3prl_installed": with_s3prl,
+        "environment": environment(cfg),
+        "pretrain": pretrain,
+        "extract": extract,
+        "probe": probe,
+        "scaling": bench_scaling(cfg),
+    }
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(cfg.out_dir / "bench.json", "w") as f:
+        json.dump(record, f, indent=2)
+    return record
+
+
+def _ratio(section: dict[str, Any], ours: str, theirs: str, key: str) -> float | None:
+    if theirs not in section:
+        return None
+    return section[ours][key]["median"] / section[theirs][key]["median"]
+
+
+def _ratio_extract(extract: dict[str, Any]) -> float | None:
+    if "s3prl" not in extract:
+        return None
+    return extract["upstreams"][COMPARED]["x_realtime"]["median"] / extract["s3prl"]["x_realtime"]["median"]
+
+
+def format_table(record: dict[str, Any]) -> str:
+    """The bench record as a plain-text table (medians, with [min, max])."""
+
+    def span(r: dict[str, float], unit: str) -> str:
+        return f"{r['median']:9.1f} {unit} [{r['min']:.1f}, {r['max']:.1f}]"
+
+    def ratio(value: float | None) -> str:
+        return "n/a (s3prl extra not installed)" if value is None else f"{value:.2f}x"
+
+    env, pre, ext, probe = record["environment"], record["pretrain"], record["extract"], record["probe"]
+    lines = [f"melbench bench on {env['device']} ({env['device_name']}, {env['threads']} threads, torch {env['torch']}), "
+             f"preset {record['config']['preset']}, {record['config']['repeats']} repeats",
+             "", f"pretraining step, {pre['batch_size']} x {pre['clip_s']:g} s (audio s per s):"]
+    for name in ("melbench", "melbench_compiled", "s3prl"):
+        if name in pre:
+            lines.append(f"  {name:<22}{span(pre[name]['audio_s_per_s'], 'audio s/s')}  ({pre['dtype'].get(name, pre['dtype']['melbench'])})")
+    lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl'])}")
+    if "mfu" in pre:
+        m = pre["mfu"]
+        lines.append(f"  MFU {m['mfu']:.1%}: {m['achieved_tflops']:.1f} TFLOP/s of a measured bf16 matmul peak of "
+                     f"{m['bf16_matmul_peak_tflops']:.1f}")
+    lines += ["", f"extraction, {ext['batch_size']} x {ext['clip_s']:g} s, every layer (x realtime):"]
+    for name, r in ext["upstreams"].items():
+        lines.append(f"  {name:<22}{span(r['x_realtime'], 'x')}")
+    if "s3prl" in ext:
+        lines.append(f"  {'s3prl (' + COMPARED + ')':<22}{span(ext['s3prl']['x_realtime'], 'x')}")
+    lines.append(f"  ratio vs s3prl        {ratio(record['extract_ratio_vs_s3prl'])}")
+    lines += ["", f"probes of one task ({probe['probe_runs']} runs, {probe['upstream']} features):",
+              f"  from the cache        {probe['cached_s']:9.1f} s",
+              f"  re-extracting/epoch   {probe['reextract_estimate_s']:9.1f} s (estimate: {probe['probe_epochs_total']} "
+              f"epochs x measured extraction {probe['extract_epoch']['median_s']:.2f} s per full epoch)",
+              f"  ratio                 {probe['ratio']:.1f}x", "", "scaling (median s; batch 1 by length):"]
+    for p in record["scaling"]["by_length"] + record["scaling"]["by_batch"]:
+        lines.append(f"  batch {p['batch_size']:>3} x {p['clip_s']:5g} s: extract {p['extract']['median_s']:8.3f} s, "
+                     f"pretraining step {p['pretrain_step']['median_s']:8.3f} s")
+    return "\n".join(lines)
