@@ -156,7 +156,7 @@ class SSLUpstream(Upstream):
         self.model = model.to(self.device).eval()
         # melbench's log-Mel, or the front-end an s3prl checkpoint names (`upstreams._s3prl`)
         self.frontend = (frontend or LogMel(MelConfig(n_mels=int(model.mel_mean.numel())))).to(self.device)
-        self.sample_rate = 16000
+        self.sample_rate = MelConfig().sr_hz  # both front-ends read 16 kHz and give 100 Hz frames
         self.frame_rate = MelConfig().frame_rate
         self.feature_dim = int(model.feature_dim)
         self.num_layers = int(model.num_hidden)
