@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmark.bench_models import fake_mel, step_flops
 from benchmark.cli import main
 from benchmark.registry import load_module
-from upstreams._transformer import plain_attention
+from upstreams._transformer import dropout, dropout_attention, dropout_mask, plain_attention
 
 FAMILY = ["mockingjay", "audio_albert", "tera", "wav2vec"]  # the upstreams built on upstreams._transformer
 
@@ -55,6 +55,40 @@ def test_fused_and_plain_training_steps_give_the_same_gradients() -> None:
         loss.backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_mask_rate_and_scale(p: float) -> None:
+    torch.manual_seed(0)
+    drop, scale = dropout_mask((1000, 1001), p)  # an odd count: the last 64-bit draw is cut
+    assert drop.shape == (1000, 1001) and drop.dtype == torch.bool
+    p_used = round(p * 65536) / 65536
+    assert abs(float(drop.float().mean()) - p_used) < 0.003  # ~6 standard errors at 10^6 draws
+    assert scale == pytest.approx(1 / (1 - p_used), abs=0)
+    kept = dropout(torch.ones(1000, 1000), p, training=True)
+    assert float(kept.mean()) == pytest.approx(1.0, abs=0.01)  # survivors rescaled: expectation kept
+    assert set(kept.unique().tolist()) == {0.0, torch.tensor(scale).item()}  # float32 scale
+    torch.testing.assert_close(dropout(kept, p, training=False), kept, atol=0, rtol=0)
+
+
+def test_dropout_attention_equals_textbook_with_the_same_mask() -> None:
+    """Forward and gradients of the CPU training path against softmax(QK^T / sqrt(d)) V with the
+    same dropped weights, on a padded batch."""
+    q, k, v = (torch.randn(2, 3, 50, 8, generator=torch.Generator().manual_seed(i), requires_grad=True) for i in range(3))
+    keep = torch.arange(50)[None, :] < torch.tensor([50, 31])[:, None]  # (B, T)
+    torch.manual_seed(7)
+    fast = dropout_attention(q, k, v, keep, 0.2)
+    fast_grads = torch.autograd.grad(fast[keep[:, None, :, None].expand_as(fast)].square().sum(), (q, k, v))
+    torch.manual_seed(7)
+    drop, scale = dropout_mask((6, 50, 50), 0.2)
+    scores = (q @ k.transpose(-1, -2)) / 8**0.5  # (B, H, T, T)
+    weights = scores.masked_fill(~keep[:, None, None, :], float("-inf")).softmax(-1)
+    textbook = (weights * ~drop.view(2, 3, 50, 50) * scale) @ v
+    textbook_grads = torch.autograd.grad(textbook[keep[:, None, :, None].expand_as(textbook)].square().sum(), (q, k, v))
+    torch.testing.assert_close(fast, textbook, atol=1e-5, rtol=1e-5)
+    for a, b in zip(fast_grads, textbook_grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert float(drop.float().mean()) > 0.1  # the comparison did drop weights
 
 
 def test_step_flops_matches_torch_flop_counter() -> None:

@@ -118,3 +118,30 @@ def test_learning_rate_schedule():
     lrs = [learning_rate(s, 1.0, 10, 100) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(1 / 90)
+
+
+def test_corpus_logmel_is_cached_on_disk(corpus, tmp_path, monkeypatch):
+    from benchmark import pretrain_data
+    from benchmark.logmel import MelConfig
+
+    files = [Path(shutil.copy(f, tmp_path)) for f in sorted(corpus.glob("*.wav"))]  # edited below
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    files.append(tmp_path / "bad.wav")
+    config = MelConfig()
+    computed, skipped = pretrain_data.corpus_logmel(files, config, progress=False)
+    assert len(computed) == len(files) - 1 and len(skipped) == 1 and "bad.wav" in skipped[0]
+
+    def must_not_compute(*args):
+        raise AssertionError("the second read should come from the cache")
+
+    monkeypatch.setattr(pretrain_data, "_compute_logmel", must_not_compute)
+    cached, skipped_again = pretrain_data.corpus_logmel(files, config, progress=False)
+    assert skipped_again == skipped and len(cached) == len(computed)
+    for a, b in zip(computed, cached):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    # another front-end or an edited file is a different entry
+    with pytest.raises(AssertionError, match="from the cache"):
+        pretrain_data.corpus_logmel(files, MelConfig(n_mels=40), progress=False)
+    shutil.copy(files[1], files[0])
+    with pytest.raises(AssertionError, match="from the cache"):
+        pretrain_data.corpus_logmel(files, config, progress=False)

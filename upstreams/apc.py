@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from upstreams._ssl import CHECK_OPTIONS, SSLSpec, TrainFields, init_mel_stats
-from upstreams._transformer import valid_mask
+from upstreams._transformer import Dropout, valid_mask
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class APC(nn.Module):
         self.grus = nn.ModuleList(
             nn.GRU(first_in if i == 0 else config.hidden, config.hidden, batch_first=True) for i in range(config.layers)
         )
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.predict = nn.Linear(config.hidden, config.n_mels)
         self.feature_dim = config.hidden
         self.num_hidden = config.layers + int(config.input_projection)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from upstreams._ssl import CHECK_OPTIONS, SSLSpec, TrainFields, init_mel_stats
-from upstreams._transformer import Encoder, sinusoidal_positions, valid_mask
+from upstreams._transformer import Dropout, Encoder, sinusoidal_positions, valid_mask
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Wav2vec(nn.Module):
         init_mel_stats(self, config.n_mels)
         self.local = nn.Sequential(nn.Linear(config.n_mels, config.hidden), nn.LayerNorm(config.hidden))
         self.mask_emb = nn.Parameter(torch.rand(config.hidden))
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.encoder = Encoder(config.hidden, config.heads, config.ffn, config.layers, config.dropout)
         self.code_logits = nn.Linear(config.hidden, config.groups * config.entries)
         self.codebook = nn.Parameter(torch.rand(config.groups, config.entries, config.final_dim // config.groups))
