@@ -72,8 +72,10 @@ class MelCorpus:
 def _logmel_cache_dir(files: list[Path], config: MelConfig) -> Path:
     """Cache folder of these files' log-Mel frames: keyed by the front-end and each file's
     path, size and modification time (an edited or replaced file gives a new key)."""
-    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) if p.exists() else (str(p), -1, -1)
-             for p in files]
+    stats = []
+    for path in files:
+        st = path.stat() if path.exists() else None
+        stats.append((str(path.resolve()), st.st_size, st.st_mtime_ns) if st else (str(path), -1, -1))
     key = {"format": LOGMEL_CACHE_FORMAT, "mel": asdict(config), "files": stats}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return melbench_home() / "logmel" / digest
