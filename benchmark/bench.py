@@ -24,7 +24,7 @@ import torch
 
 from benchmark.atomic import atomic_write
 from benchmark.bench_models import (
-    fake_mel, matmul_peak_flops, melbench_pretrain_step, s3prl_extract, s3prl_pretrain_step, step_flops, sync,
+    fake_mel, malloc_without_mmap, matmul_peak_flops, melbench_pretrain_step, s3prl_extract, s3prl_pretrain_step, step_flops, sync,
 )
 from benchmark.errors import MelbenchError
 from benchmark.registry import default_upstreams, load_module, load_upstream
@@ -106,30 +106,52 @@ def _compared_config(cfg: BenchConfig) -> tuple[Any, Any]:
     return spec, spec.config(cfg.preset)
 
 
-def bench_pretrain(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
-    """Pretraining throughput in seconds of audio per second, melbench vs s3prl."""
+def _pretrain_times(cfg: BenchConfig, with_s3prl: bool, compiled: bool) -> dict[str, dict[str, Any]]:
+    """Timed pretraining steps of melbench (and compiled, and s3prl's classes), with throughput."""
     device = torch.device(cfg.device)
     spec, config = _compared_config(cfg)
-    n_frames = round(cfg.clip_s * 100)
-    mel = fake_mel(cfg.batch_size, n_frames, device)
-    audio_s = cfg.batch_size * cfg.clip_s
+    mel = fake_mel(cfg.batch_size, round(cfg.clip_s * 100), device)
     bf16 = device.type == "cuda"
     rows = {"melbench": timed(melbench_pretrain_step(spec, config, mel, bf16), cfg.repeats, device)}
-    if cfg.compile:
+    if compiled:
         rows["melbench_compiled"] = timed(melbench_pretrain_step(spec, config, mel, bf16, True), cfg.repeats, device)
     if with_s3prl:
         rows["s3prl"] = timed(s3prl_pretrain_step(config, mel), cfg.repeats, device)
+    return {name: {**t, "audio_s_per_s": rate(t, cfg.batch_size * cfg.clip_s)} for name, t in rows.items()}
+
+
+def bench_pretrain(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
+    """Pretraining throughput in seconds of audio per second, melbench vs s3prl."""
+    device = torch.device(cfg.device)
+    bf16 = device.type == "cuda"
+    rows = _pretrain_times(cfg, with_s3prl, cfg.compile)
     out: dict[str, Any] = {"batch_size": cfg.batch_size, "clip_s": cfg.clip_s,
-                           "dtype": {"melbench": "bf16 autocast" if bf16 else "float32", "s3prl": "float32"}}
-    for name, t in rows.items():
-        out[name] = {**t, "audio_s_per_s": rate(t, audio_s)}
+                           "dtype": {"melbench": "bf16 autocast" if bf16 else "float32", "s3prl": "float32"}, **rows}
     if device.type == "cuda":
-        flops = step_flops(config, cfg.batch_size, n_frames)
+        _, config = _compared_config(cfg)
+        flops = step_flops(config, cfg.batch_size, round(cfg.clip_s * 100))
         peak = matmul_peak_flops(device)
         achieved = flops / rows["melbench"]["median_s"]
         out["mfu"] = {"step_tflop": flops / 1e12, "achieved_tflops": achieved / 1e12,
                       "bf16_matmul_peak_tflops": peak / 1e12, "mfu": achieved / peak}
     return out
+
+
+def bench_pretrain_without_mmap(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
+    """The pretraining comparison again with glibc's malloc kept off mmap (CPU only).
+
+    By default glibc serves every block over 32 MiB with a fresh mmap, so each new (B, heads,
+    T, T) tensor is page-faulted in anew; code that allocates many of them (s3prl's attention)
+    pays for that, and an allocator that keeps freed memory hides the cost. Both sides run
+    under the same setting here, as the main comparison runs both under glibc's default.
+    """
+    if cfg.device != "cpu":
+        return {"skipped": "measured on the CPU only"}
+    with malloc_without_mmap() as active:
+        if not active:
+            return {"skipped": "not glibc: mallopt is unavailable"}
+        rows = _pretrain_times(cfg, with_s3prl, compiled=False)
+    return {"allocator": "glibc malloc, mmap off (M_MMAP_MAX=0), no trimming", **rows}
 
 
 def _waves(batch: int, clip_s: float, sr_hz: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -252,6 +274,10 @@ def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
         "probe": probe,
         "scaling": bench_scaling(cfg),
     }
+    # last: mallopt's settings are process-wide, and the other sections ran under the defaults
+    record["pretrain_without_mmap"] = without_mmap = bench_pretrain_without_mmap(cfg, with_s3prl)
+    record["pretrain_ratio_vs_s3prl_without_mmap"] = (
+        None if "skipped" in without_mmap else _ratio(without_mmap, "melbench", "s3prl", "audio_s_per_s"))
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(cfg.out_dir / "bench.json", "w") as f:
         json.dump(record, f, indent=2)
@@ -287,6 +313,13 @@ def format_table(record: dict[str, Any]) -> str:
         if name in pre:
             lines.append(f"  {name:<22}{span(pre[name]['audio_s_per_s'], 'audio s/s')}  ({pre['dtype'].get(name, pre['dtype']['melbench'])})")
     lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl'])}")
+    heap = record["pretrain_without_mmap"]
+    if "skipped" not in heap:
+        lines.append(f"  the same, {heap['allocator']}:")
+        for name in ("melbench", "s3prl"):
+            if name in heap:
+                lines.append(f"  {name:<22}{span(heap[name]['audio_s_per_s'], 'audio s/s')}")
+        lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl_without_mmap'])}")
     if "mfu" in pre:
         m = pre["mfu"]
         lines.append(f"  MFU {m['mfu']:.1%}: {m['achieved_tflops']:.1f} TFLOP/s of a measured bf16 matmul peak of "

@@ -8,13 +8,19 @@ the clock); melbench's step masks inside the timed forward, so the comparison le
 s3prl.
 """
 
+import ctypes
+import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 N_MELS = 80
+# glibc's mallopt parameters and their defaults (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 
 
 def sync(device: torch.device) -> None:
@@ -139,3 +145,23 @@ def matmul_peak_flops(device: torch.device, n: int = 8192, iters: int = 20) -> f
         a @ b
     sync(device)
     return 2.0 * n**3 * iters / (time.perf_counter() - start)
+
+
+@contextmanager
+def malloc_without_mmap() -> Iterator[bool]:
+    """Within this block glibc's malloc serves large blocks from its heap and keeps freed memory
+    (no mmap, no trimming), so a new large tensor reuses pages instead of faulting fresh ones in.
+
+    Yields:
+        Whether the setting took effect (False where the C library is not glibc).
+    """
+    if platform.libc_ver()[0] != "glibc":
+        yield False
+        return
+    libc = ctypes.CDLL(None)
+    applied = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    try:
+        yield applied
+    finally:
+        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)

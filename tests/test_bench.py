@@ -2,16 +2,19 @@
 
 import dataclasses
 import json
+import platform
+import resource
 from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark.bench_models import fake_mel, step_flops
+from benchmark.bench_models import fake_mel, malloc_without_mmap, step_flops
 from benchmark.cli import main
 from benchmark.registry import load_module
-from upstreams._transformer import dropout, dropout_attention, dropout_mask, plain_attention
+from upstreams._dropout import BLOCK_BYTES, blocks, dropout, dropout_attention, dropout_mask
+from upstreams._transformer import plain_attention
 
 FAMILY = ["mockingjay", "audio_albert", "tera", "wav2vec"]  # the upstreams built on upstreams._transformer
 
@@ -71,13 +74,16 @@ def test_dropout_mask_rate_and_scale(p: float) -> None:
     torch.testing.assert_close(dropout(kept, p, training=False), kept, atol=0, rtol=0)
 
 
-def test_dropout_attention_equals_textbook_with_the_same_mask() -> None:
-    """Forward and gradients of the CPU training path against softmax(QK^T / sqrt(d)) V with the
-    same dropped weights, on a padded batch."""
+# one block for all heads; two heads per block (the last one alone); 7 query rows of one head
+@pytest.mark.parametrize("block_bytes", [BLOCK_BYTES, 4 * 50 * 50 * 2, 4 * 50 * 7])
+def test_dropout_attention_equals_textbook_with_the_same_mask(block_bytes: int) -> None:
+    """Forward and gradients of the blocked CPU training path against softmax(QK^T / sqrt(d)) V
+    with the same dropped weights, on a padded batch."""
+    assert len(list(blocks(6, 50, block_bytes))) == {BLOCK_BYTES: 1, 4 * 50 * 50 * 2: 3, 4 * 50 * 7: 6 * 8}[block_bytes]
     q, k, v = (torch.randn(2, 3, 50, 8, generator=torch.Generator().manual_seed(i), requires_grad=True) for i in range(3))
     keep = torch.arange(50)[None, :] < torch.tensor([50, 31])[:, None]  # (B, T)
     torch.manual_seed(7)
-    fast = dropout_attention(q, k, v, keep, 0.2)
+    fast = dropout_attention(q, k, v, keep, 0.2, block_bytes)
     fast_grads = torch.autograd.grad(fast[keep[:, None, :, None].expand_as(fast)].square().sum(), (q, k, v))
     torch.manual_seed(7)
     drop, scale = dropout_mask((6, 50, 50), 0.2)
@@ -115,7 +121,32 @@ def test_bench_quick_writes_the_ratios(tmp_path: Path, capsys: pytest.CaptureFix
             assert record[key] > 0
         else:
             assert record[key] is None
+    heap = record["pretrain_without_mmap"]
+    if platform.libc_ver()[0] == "glibc":
+        assert heap["melbench"]["repeats"] == 2
+        assert (record["pretrain_ratio_vs_s3prl_without_mmap"] is not None) == record["s3prl_installed"]
+    else:
+        assert "skipped" in heap and record["pretrain_ratio_vs_s3prl_without_mmap"] is None
     pre = record["pretrain"]["melbench"]
     assert pre["min_s"] <= pre["median_s"] <= pre["max_s"] and pre["repeats"] == 2
     assert set(record["extract"]["upstreams"]) >= {"mel", "mockingjay", "apc", "wav2vec"}
     assert [p["clip_s"] for p in record["scaling"]["by_length"]] == [1.0, 2.0]
+
+
+def _faults(rounds: int = 10) -> int:
+    """Minor page faults of filling and freeing a fresh 64 MiB tensor `rounds` times."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        torch.ones(16 << 20)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_malloc_without_mmap_reuses_freed_pages() -> None:
+    pages = 10 * (64 << 20) // resource.getpagesize()
+    assert _faults() > pages // 2  # glibc's default: a fresh mmap, faulted in anew, most times
+    with malloc_without_mmap() as active:
+        assert active
+        _faults()  # the heap grows until torch's 64-byte-aligned blocks fit in freed space
+        assert _faults() < pages // 10  # then freed heap pages are reused
+    assert _faults() > pages // 2  # defaults restored

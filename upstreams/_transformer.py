@@ -5,13 +5,8 @@ Post-LayerNorm encoder layers (as in BERT/Mockingjay) with fused attention
 same alone or inside a padded batch. Frames keep the 100 Hz log-Mel rate (no frame stacking),
 so every hidden state aligns with the `mel` baseline.
 
-Dropout on the CPU: torch draws one Mersenne-Twister number per element on one thread (about
-7 ns each here), which made `bernoulli_` the largest cost after the matmuls in a training step
-(attention dropout alone draws B x heads x T^2 numbers per layer, 96 M at the base size).
-`dropout_mask` cuts four 16-bit lanes out of each 64-bit draw instead, so the drop probability
-is rounded to a multiple of 1/65536 (0.1 becomes 0.100006) and the survivors are rescaled by
-the exact 1 / (1 - p) of that rounding. The fused kernels refuse dropout on the CPU, so training
-attention there is computed in explicit steps, the padding mask applied in place.
+Dropout on the CPU goes through `upstreams._dropout` (cheaper random bits, and blocked
+attention with dropout, which the fused kernels refuse on the CPU).
 """
 
 import math
@@ -22,65 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from upstreams._dropout import Dropout, dropout_attention
 
 _FUSED = {"attention": True}
-LANES = 65536  # a 16-bit lane per dropout decision
-
-
-def dropout_mask(shape: tuple[int, ...], p: float) -> tuple[torch.Tensor, float]:
-    """A CPU dropout mask from the global torch generator, four decisions per 64-bit draw.
-
-    Args:
-        shape: the mask's shape.
-        p: drop probability in [0, 1).
-
-    Returns:
-        `(shape)` bool, True where dropped (probability `round(p * 65536) / 65536`), and the
-        scale `1 / (1 - that probability)` for the survivors.
-    """
-    n = math.prod(shape)
-    draws = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # full 64 random bits
-    lanes = draws.view(torch.int16)[:n].view(shape)  # uniform over [-32768, 32767]
-    dropped = round(p * LANES)
-    return lanes < dropped - LANES // 2, LANES / (LANES - dropped)
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """`F.dropout`, with `dropout_mask`'s cheaper random numbers on the CPU."""
-    if not training or p == 0.0 or x.device.type != "cpu":
-        return F.dropout(x, p, training)
-    drop, scale = dropout_mask(tuple(x.shape), p)
-    return x.masked_fill(drop, 0.0) * scale
-
-
-class Dropout(nn.Dropout):
-    """`nn.Dropout` through `dropout` (same state dict, same `p`)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.p, self.training)
-
-
-def dropout_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
-    """Attention with dropout on the weights, for CPU training where no fused kernel takes dropout.
-
-    Args:
-        q, k, v: `(B, H, T, Dh)`.
-        keep: `(B, T)` bool, True on valid frames (padded keys get no weight).
-        p: attention dropout probability.
-
-    Returns:
-        `(B, H, T, Dh)`.
-    """
-    batch, heads, n_frames, head_dim = q.shape
-    flat = [t.reshape(batch * heads, n_frames, head_dim) for t in (q, k, v)]  # 3 x (B * H, T, Dh)
-    scores = torch.bmm(flat[0] * (1 / math.sqrt(head_dim)), flat[1].transpose(1, 2))  # (B * H, T, T)
-    if not bool(keep.all()):  # crops are rarely padded; in place, since bmm's backward needs only q and k
-        padded = ~keep.repeat_interleave(heads, 0)[:, None, :]  # (B * H, 1, T), broadcast over queries
-        scores.masked_fill_(padded, float("-inf"))
-    drop, scale = dropout_mask(tuple(scores.shape), p)
-    weights = scores.softmax(-1).masked_fill(drop, 0.0)
-    # rescale the (T, Dh) output, not the (T, T) weights: 1 / (1 - p) commutes with the matmul
-    return (torch.bmm(weights, flat[2]) * scale).view(batch, heads, n_frames, head_dim)
 
 
 @contextmanager

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from upstreams._dropout import Dropout
 from upstreams._ssl import CHECK_OPTIONS, SSLSpec, TrainFields, init_mel_stats
-from upstreams._transformer import Dropout, valid_mask
+from upstreams._transformer import valid_mask
 
 
 @dataclass(frozen=True)

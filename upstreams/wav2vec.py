@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from upstreams._dropout import Dropout
 from upstreams._ssl import CHECK_OPTIONS, SSLSpec, TrainFields, init_mel_stats
-from upstreams._transformer import Dropout, Encoder, sinusoidal_positions, valid_mask
+from upstreams._transformer import Encoder, sinusoidal_positions, valid_mask
 
 
 @dataclass(frozen=True)
