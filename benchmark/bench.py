@@ -14,11 +14,11 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -30,6 +30,7 @@ from benchmark.errors import MelbenchError
 from benchmark.registry import default_upstreams, load_module, load_upstream
 from benchmark.upstream import batch_extract
 
+K = TypeVar("K", bound=Hashable)
 COMPARED = "mockingjay"  # the melbench upstream whose architecture s3prl's classes reproduce
 
 
@@ -63,17 +64,27 @@ class BenchConfig:
 QUICK = {"preset": "tiny", "batch_size": 2, "clip_s": 1.0, "repeats": 2, "lengths_s": (1.0, 2.0), "batch_sizes": (1, 2)}
 
 
-def timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> dict[str, float]:
-    """Wall seconds of `fn`: one warm-up, then median / min / max over `repeats` runs."""
-    fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def timed_together(fns: dict[K, Callable[[], Any]], repeats: int, device: torch.device) -> dict[K, dict[str, float]]:
+    """Wall seconds of each function: one warm-up each, then `repeats` rounds that run every
+    function once in turn, so that a machine's drift (other tenants, clocks, the allocator's
+    state) falls on all sides alike; median / min / max over the rounds."""
+    for fn in fns.values():
         fn()
         sync(device)
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
+    times: dict[K, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "repeats": repeats}
+            for name, t in times.items()}
+
+
+def timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> dict[str, float]:
+    """Wall seconds of `fn`: one warm-up, then median / min / max over `repeats` runs."""
+    return timed_together({"fn": fn}, repeats, device)["fn"]
 
 
 def rate(t: dict[str, float], work: float) -> dict[str, float]:
@@ -112,11 +123,12 @@ def _pretrain_times(cfg: BenchConfig, with_s3prl: bool, compiled: bool) -> dict[
     spec, config = _compared_config(cfg)
     mel = fake_mel(cfg.batch_size, round(cfg.clip_s * 100), device)
     bf16 = device.type == "cuda"
-    rows = {"melbench": timed(melbench_pretrain_step(spec, config, mel, bf16), cfg.repeats, device)}
+    steps = {"melbench": melbench_pretrain_step(spec, config, mel, bf16)}
     if compiled:
-        rows["melbench_compiled"] = timed(melbench_pretrain_step(spec, config, mel, bf16, True), cfg.repeats, device)
+        steps["melbench_compiled"] = melbench_pretrain_step(spec, config, mel, bf16, True)
     if with_s3prl:
-        rows["s3prl"] = timed(s3prl_pretrain_step(config, mel), cfg.repeats, device)
+        steps["s3prl"] = s3prl_pretrain_step(config, mel)
+    rows = timed_together(steps, cfg.repeats, device)
     return {name: {**t, "audio_s_per_s": rate(t, cfg.batch_size * cfg.clip_s)} for name, t in rows.items()}
 
 
@@ -164,7 +176,7 @@ def bench_extract(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
     """Extraction throughput (x realtime, every layer) of each upstream and of s3prl's model."""
     device = torch.device(cfg.device)
     audio_s = cfg.batch_size * cfg.clip_s
-    out: dict[str, Any] = {"batch_size": cfg.batch_size, "clip_s": cfg.clip_s, "upstreams": {}}
+    runs: dict[tuple[str, str], Callable[[], None]] = {}  # (side, name): s3prl's model beside the upstreams
     for name in default_upstreams():
         upstream = load_upstream(name, bench_options(name, cfg))
         waves, lengths = _waves(cfg.batch_size, cfg.clip_s, upstream.sample_rate)
@@ -173,8 +185,7 @@ def bench_extract(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
             with torch.inference_mode():
                 batch_extract(upstream, waves, lengths, layers=True)
 
-        t = timed(run, cfg.repeats, device)
-        out["upstreams"][name] = {**t, "x_realtime": rate(t, audio_s)}
+        runs["melbench", name] = run
     if with_s3prl:
         from benchmark.logmel import LogMel, MelConfig
 
@@ -187,8 +198,12 @@ def bench_extract(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
             with torch.inference_mode():
                 model(frontend(waves.to(device)))
 
-        t = timed(run_s3prl, cfg.repeats, device)
-        out["s3prl"] = {**t, "x_realtime": rate(t, audio_s)}
+        runs["s3prl", COMPARED] = run_s3prl
+    times = {key: {**t, "x_realtime": rate(t, audio_s)} for key, t in timed_together(runs, cfg.repeats, device).items()}
+    out: dict[str, Any] = {"batch_size": cfg.batch_size, "clip_s": cfg.clip_s,
+                           "upstreams": {name: t for (side, name), t in times.items() if side == "melbench"}}
+    if with_s3prl:
+        out["s3prl"] = times["s3prl", COMPARED]
     return out
 
 

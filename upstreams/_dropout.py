@@ -18,6 +18,7 @@ backward pass.
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,13 +87,14 @@ class _BlockedDropoutAttention(torch.autograd.Function):
     """softmax(Q K^T / sqrt(d) + padding) with dropped weights, times V; see `dropout_attention`."""
 
     @staticmethod
-    def forward(ctx, q, k, v, padded, drop, scale, block_bytes):  # noqa: ANN001, ANN205 (autograd signature)
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, padded: torch.Tensor | None,
+                drop: torch.Tensor, scale: float, block_bytes: int) -> torch.Tensor:
         n_heads, n_frames, head_dim = q.shape
         q = q * (1 / math.sqrt(head_dim))  # (BH, T, Dh), scaled once instead of every score
         k, v = k.contiguous(), v.contiguous()
-        probs = torch.empty(n_heads, n_frames, n_frames)  # (BH, T, T), kept for the backward pass
-        out = torch.empty(n_heads, n_frames, head_dim)
-        buffer = torch.empty(block_bytes // 4 + n_frames)
+        probs = q.new_empty(n_heads, n_frames, n_frames)  # (BH, T, T), kept for the backward pass
+        out = q.new_empty(n_heads, n_frames, head_dim)
+        buffer = q.new_empty(block_bytes // 4 + n_frames)  # + one row: a block holds at least one
         for h, r in blocks(n_heads, n_frames, block_bytes):
             shape = (h.stop - h.start, r.stop - r.start, n_frames)
             scores = torch.bmm(q[h, r], k[h].transpose(1, 2), out=_view(buffer, shape))  # (h, r, T)
@@ -105,12 +107,12 @@ class _BlockedDropoutAttention(torch.autograd.Function):
         return out.mul_(scale)  # 1 / (1 - p) on the (T, Dh) output, not the (T, T) weights
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: ANN001, ANN205
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, probs, drop = ctx.saved_tensors
         n_heads, n_frames, head_dim = q.shape
         grad_out = grad_out.contiguous()
         dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        buffers = torch.empty(2, ctx.block_bytes // 4 + n_frames)
+        buffers = q.new_empty(2, ctx.block_bytes // 4 + n_frames)
         for h, r in blocks(n_heads, n_frames, ctx.block_bytes):
             shape = (h.stop - h.start, r.stop - r.start, n_frames)
             p, dropped = probs[h, r], drop[h, r]
@@ -118,7 +120,7 @@ class _BlockedDropoutAttention(torch.autograd.Function):
             weights = torch.where(dropped, _ZERO, p, out=_view(buffers[1], shape))
             dv[h].baddbmm_(weights.transpose(1, 2), grad_out[h, r])
             d_probs = d_weights.masked_fill_(dropped, 0.0)
-            d_scores = torch.ops.aten._softmax_backward_data.out(d_probs, p, -1, torch.float32, grad_input=weights)
+            d_scores = torch.ops.aten._softmax_backward_data.out(d_probs, p, -1, p.dtype, grad_input=weights)
             torch.bmm(d_scores, k[h], out=dq[h, r])
             dk[h].baddbmm_(d_scores.transpose(1, 2), q[h, r])  # q is saved pre-scaled by 1 / sqrt(d)
         s = ctx.scale
@@ -133,7 +135,7 @@ def dropout_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: t
     and scale of `dropout_mask((B * H, T, T), p)`, computed in blocks (see the module docstring).
 
     Args:
-        q, k, v: `(B, H, T, Dh)` float32 on the CPU.
+        q, k, v: `(B, H, T, Dh)` on the CPU.
         keep: `(B, T)` bool, True on valid frames (padded keys get no weight).
         p: attention dropout probability.
         block_bytes: size of one score block (tests make it small to exercise the row split).
