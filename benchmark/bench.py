@@ -1,11 +1,13 @@
 """`melbench bench`: how fast melbench is, measured side by side with s3prl in one run.
 
-Every figure is the median of `repeats` timed runs after one untimed warm-up, with min and max.
-Sections: pretraining throughput (melbench's reconstruction transformer vs s3prl's
-`TransformerModel` + `TransformerSpecPredictionHead` from the same config), extraction
-throughput (every discovered upstream, and s3prl's model), the probe phase from cached features
-vs re-extraction per epoch, scaling with clip length and batch size, and on a GPU the model
-FLOPs utilisation of a pretraining step against the measured bf16 matmul rate.
+Every figure is the median of `repeats` timed runs after one untimed warm-up, with min and max;
+what is compared side by side runs in interleaved rounds. Sections: pretraining throughput
+(melbench's reconstruction transformer vs s3prl's `TransformerModel` +
+`TransformerSpecPredictionHead` from the same config), extraction throughput (every discovered
+upstream, and s3prl's model), the probe phase from cached features vs re-extraction per epoch,
+scaling with clip length and batch size, on a GPU the model FLOPs utilisation of a pretraining
+step against the measured bf16 matmul rate, and last, on the CPU, the pretraining comparison
+again with glibc's malloc kept off mmap (pretraining and extraction).
 """
 
 import json
@@ -149,21 +151,22 @@ def bench_pretrain(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
     return out
 
 
-def bench_pretrain_without_mmap(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
-    """The pretraining comparison again with glibc's malloc kept off mmap (CPU only).
+def bench_without_mmap(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
+    """The pretraining and extraction comparisons again with glibc's malloc kept off mmap (CPU only).
 
     By default glibc serves every block over 32 MiB with a fresh mmap, so each new (B, heads,
     T, T) tensor is page-faulted in anew; code that allocates many of them (s3prl's attention)
     pays for that, and an allocator that keeps freed memory hides the cost. Both sides run
-    under the same setting here, as the main comparison runs both under glibc's default.
+    under the same setting here, as the main comparisons run both under glibc's default.
     """
     if cfg.device != "cpu":
         return {"skipped": "measured on the CPU only"}
     with malloc_without_mmap() as active:
         if not active:
             return {"skipped": "not glibc: mallopt is unavailable"}
-        rows = _pretrain_times(cfg, with_s3prl, compiled=False)
-    return {"allocator": "glibc malloc, mmap off (M_MMAP_MAX=0), no trimming", **rows}
+        return {"allocator": "glibc malloc, mmap off (M_MMAP_MAX=0), no trimming",
+                "pretrain": _pretrain_times(cfg, with_s3prl, compiled=False),
+                "extract": bench_extract(cfg, with_s3prl, (COMPARED,))}
 
 
 def _waves(batch: int, clip_s: float, sr_hz: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,12 +175,13 @@ def _waves(batch: int, clip_s: float, sr_hz: int) -> tuple[torch.Tensor, torch.T
     return torch.randn(batch, n, generator=generator) * 0.1, torch.full((batch,), n)
 
 
-def bench_extract(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
-    """Extraction throughput (x realtime, every layer) of each upstream and of s3prl's model."""
+def bench_extract(cfg: BenchConfig, with_s3prl: bool, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Extraction throughput (x realtime, every layer) of each upstream (`names`, default every
+    discovered one) and of s3prl's model."""
     device = torch.device(cfg.device)
     audio_s = cfg.batch_size * cfg.clip_s
     runs: dict[tuple[str, str], Callable[[], None]] = {}  # (side, name): s3prl's model beside the upstreams
-    for name in default_upstreams():
+    for name in names or default_upstreams():
         upstream = load_upstream(name, bench_options(name, cfg))
         waves, lengths = _waves(cfg.batch_size, cfg.clip_s, upstream.sample_rate)
 
@@ -290,9 +294,10 @@ def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
         "scaling": bench_scaling(cfg),
     }
     # last: mallopt's settings are process-wide, and the other sections ran under the defaults
-    record["pretrain_without_mmap"] = without_mmap = bench_pretrain_without_mmap(cfg, with_s3prl)
-    record["pretrain_ratio_vs_s3prl_without_mmap"] = (
-        None if "skipped" in without_mmap else _ratio(without_mmap, "melbench", "s3prl", "audio_s_per_s"))
+    record["without_mmap"] = heap = bench_without_mmap(cfg, with_s3prl)
+    measured = "skipped" not in heap
+    record["pretrain_ratio_vs_s3prl_without_mmap"] = _ratio(heap["pretrain"], "melbench", "s3prl", "audio_s_per_s") if measured else None
+    record["extract_ratio_vs_s3prl_without_mmap"] = _ratio_extract(heap["extract"]) if measured else None
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(cfg.out_dir / "bench.json", "w") as f:
         json.dump(record, f, indent=2)
@@ -328,13 +333,6 @@ def format_table(record: dict[str, Any]) -> str:
         if name in pre:
             lines.append(f"  {name:<22}{span(pre[name]['audio_s_per_s'], 'audio s/s')}  ({pre['dtype'].get(name, pre['dtype']['melbench'])})")
     lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl'])}")
-    heap = record["pretrain_without_mmap"]
-    if "skipped" not in heap:
-        lines.append(f"  the same, {heap['allocator']}:")
-        for name in ("melbench", "s3prl"):
-            if name in heap:
-                lines.append(f"  {name:<22}{span(heap[name]['audio_s_per_s'], 'audio s/s')}")
-        lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl_without_mmap'])}")
     if "mfu" in pre:
         m = pre["mfu"]
         lines.append(f"  MFU {m['mfu']:.1%}: {m['achieved_tflops']:.1f} TFLOP/s of a measured bf16 matmul peak of "
@@ -345,6 +343,16 @@ def format_table(record: dict[str, Any]) -> str:
     if "s3prl" in ext:
         lines.append(f"  {'s3prl (' + COMPARED + ')':<22}{span(ext['s3prl']['x_realtime'], 'x')}")
     lines.append(f"  ratio vs s3prl        {ratio(record['extract_ratio_vs_s3prl'])}")
+    heap = record["without_mmap"]
+    if "skipped" not in heap:
+        lines += ["", f"the same comparisons, {heap['allocator']}:"]
+        for name, row in heap["pretrain"].items():
+            lines.append(f"  pretraining {name:<10}{span(row['audio_s_per_s'], 'audio s/s')}")
+        lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl_without_mmap'])}")
+        lines.append(f"  extraction {COMPARED:<11}{span(heap['extract']['upstreams'][COMPARED]['x_realtime'], 'x')}")
+        if "s3prl" in heap["extract"]:
+            lines.append(f"  extraction s3prl      {span(heap['extract']['s3prl']['x_realtime'], 'x')}")
+        lines.append(f"  ratio vs s3prl        {ratio(record['extract_ratio_vs_s3prl_without_mmap'])}")
     lines += ["", f"probes of one task ({probe['probe_runs']} runs, {probe['upstream']} features):",
               f"  from the cache        {probe['cached_s']:9.1f} s",
               f"  re-extracting/epoch   {probe['reextract_estimate_s']:9.1f} s (estimate: {probe['probe_epochs_total']} "

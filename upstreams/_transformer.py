@@ -6,7 +6,9 @@ same alone or inside a padded batch. Frames keep the 100 Hz log-Mel rate (no fra
 so every hidden state aligns with the `mel` baseline.
 
 Dropout on the CPU goes through `upstreams._dropout` (cheaper random bits, and blocked
-attention with dropout, which the fused kernels refuse on the CPU).
+attention with dropout, which the fused kernels refuse on the CPU). Without gradients on the
+CPU (feature extraction), the linear layers run oneDNN's float32 GEMM, which was 10-20% faster
+than torch's default (MKL) on this project's 2-core AMD machines, at the same precision.
 """
 
 import math
@@ -19,19 +21,33 @@ from torch.nn import functional as F
 
 from upstreams._dropout import Dropout, dropout_attention
 
-_FUSED = {"attention": True}
+_FUSED = {"attention": True, "linear": torch.backends.mkldnn.is_available()}
 
 
 @contextmanager
 def plain_attention() -> Iterator[None]:
     """Within this block, attention is the textbook softmax(QK^T / sqrt(d)) V in explicit
-    matmuls instead of `scaled_dot_product_attention`: the reference the fused path is tested
-    and benchmarked against."""
-    _FUSED["attention"] = False
+    matmuls instead of `scaled_dot_product_attention`, and linear layers run `F.linear`: the
+    reference the fast paths are tested and benchmarked against."""
+    saved = dict(_FUSED)
+    _FUSED.update(attention=False, linear=False)
     try:
         yield
     finally:
-        _FUSED["attention"] = True
+        _FUSED.update(saved)
+
+
+class Linear(nn.Linear):
+    """`nn.Linear` (same parameters and state dict) through oneDNN's float32 GEMM on the CPU
+    when no gradient is recorded; `F.linear` otherwise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        recording = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        if not _FUSED["linear"] or recording or x.device.type != "cpu" or x.dtype != torch.float32:
+            return F.linear(x, self.weight, self.bias)
+        flat = x.reshape(-1, x.shape[-1])  # (N, in): oneDNN's linear takes 2-D input
+        out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")  # (N, out)
+        return out.view(*x.shape[:-1], out.shape[-1])
 
 
 def valid_mask(frames: torch.Tensor, n_frames: int) -> torch.Tensor:
@@ -68,8 +84,8 @@ class SelfAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
         self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.out = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         batch, n_frames, dim = x.shape
@@ -102,7 +118,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float, eps: float = 1e-5):
         super().__init__()
         self.attn = SelfAttention(dim, heads, dropout)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
+        self.ffn = nn.Sequential(Linear(dim, ffn_dim), nn.GELU(), Linear(ffn_dim, dim))
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=eps), nn.LayerNorm(dim, eps=eps)
         self.drop = Dropout(dropout)
 
@@ -141,7 +157,7 @@ class InputEmbedding(nn.Module):
 
     def __init__(self, n_mels: int, dim: int, dropout: float, eps: float = 1e-5):
         super().__init__()
-        self.proj = nn.Linear(n_mels, dim)
+        self.proj = Linear(n_mels, dim)
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.drop = Dropout(dropout)
 
@@ -156,7 +172,7 @@ class PredictionHead(nn.Module):
 
     def __init__(self, dim: int, n_mels: int, eps: float = 1e-5):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim, eps=eps), nn.Linear(dim, n_mels))
+        self.net = nn.Sequential(Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim, eps=eps), Linear(dim, n_mels))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
