@@ -6,8 +6,8 @@ what is compared side by side runs in interleaved rounds. Sections: pretraining 
 `TransformerSpecPredictionHead` from the same config), extraction throughput (every discovered
 upstream, and s3prl's model), the probe phase from cached features vs re-extraction per epoch,
 scaling with clip length and batch size, on a GPU the model FLOPs utilisation of a pretraining
-step against the measured bf16 matmul rate, and last, on the CPU, the pretraining comparison
-again with glibc's malloc kept off mmap (pretraining and extraction).
+step against the measured bf16 matmul rate, and last, on the CPU, the pretraining and
+extraction comparisons again with glibc's malloc kept off mmap.
 """
 
 import json
@@ -26,7 +26,8 @@ import torch
 
 from benchmark.atomic import atomic_write
 from benchmark.bench_models import (
-    fake_mel, malloc_without_mmap, matmul_peak_flops, melbench_pretrain_step, s3prl_extract, s3prl_pretrain_step, step_flops, sync,
+    fake_mel, malloc_without_mmap, matmul_peak_flops, melbench_pretrain_step, s3prl_extract, s3prl_pretrain_step,
+    step_flops, sync,
 )
 from benchmark.errors import MelbenchError
 from benchmark.registry import default_upstreams, load_module, load_upstream
@@ -296,7 +297,8 @@ def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
     # last: mallopt's settings are process-wide, and the other sections ran under the defaults
     record["without_mmap"] = heap = bench_without_mmap(cfg, with_s3prl)
     measured = "skipped" not in heap
-    record["pretrain_ratio_vs_s3prl_without_mmap"] = _ratio(heap["pretrain"], "melbench", "s3prl", "audio_s_per_s") if measured else None
+    record["pretrain_ratio_vs_s3prl_without_mmap"] = (
+        _ratio(heap["pretrain"], "melbench", "s3prl", "audio_s_per_s") if measured else None)
     record["extract_ratio_vs_s3prl_without_mmap"] = _ratio_extract(heap["extract"]) if measured else None
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(cfg.out_dir / "bench.json", "w") as f:

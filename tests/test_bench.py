@@ -1,7 +1,7 @@
 """The fast paths equal the plain ones; the FLOP count behind MFU; `melbench bench` end to end."""
 
-import dataclasses
 import ctypes
+import dataclasses
 import json
 import platform
 import resource
@@ -144,8 +144,8 @@ def _faults(rounds: int = 10) -> int:
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
 def _mmapped_bytes_of_a_2gib_block() -> int:
@@ -164,7 +164,7 @@ def test_malloc_without_mmap_reuses_freed_pages() -> None:
         assert active
         assert _mmapped_bytes_of_a_2gib_block() == 0  # from the heap
         _faults()  # the heap grows until torch's 64-byte-aligned blocks fit in freed space
-        assert _faults() < 10 * (64 << 20) // resource.getpagesize() // 10  # then freed pages are reused
+        assert _faults() < (64 << 20) // resource.getpagesize()  # then freed pages are reused: < 1 round's worth
     assert _mmapped_bytes_of_a_2gib_block() >= 1 << 31  # defaults restored
 
 
