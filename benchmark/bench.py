@@ -176,14 +176,24 @@ def _waves(batch: int, clip_s: float, sr_hz: int) -> tuple[torch.Tensor, torch.T
     return torch.randn(batch, n, generator=generator) * 0.1, torch.full((batch,), n)
 
 
-def bench_extract(cfg: BenchConfig, with_s3prl: bool, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+def bench_extract(cfg: BenchConfig, with_s3prl: bool, names: tuple[str, ...] | None = None,
+                  precision: str = "float32") -> dict[str, Any]:
     """Extraction throughput (x realtime, every layer) of each upstream (`names`, default every
-    discovered one) and of s3prl's model."""
+    discovered one) and of s3prl's model, at `precision` ("float32", or "bf16": melbench's
+    `precision` load option, and s3prl's model under the same bf16 autocast)."""
     device = torch.device(cfg.device)
     audio_s = cfg.batch_size * cfg.clip_s
     runs: dict[tuple[str, str], Callable[[], None]] = {}  # (side, name): s3prl's model beside the upstreams
+    unsupported = []
     for name in names or default_upstreams():
-        upstream = load_upstream(name, bench_options(name, cfg))
+        options = bench_options(name, cfg) | ({} if precision == "float32" else {"precision": precision})
+        try:
+            upstream = load_upstream(name, options)
+        except MelbenchError:
+            if precision == "float32":
+                raise
+            unsupported.append(name)  # no `precision` option (the log-Mel baseline)
+            continue
         waves, lengths = _waves(cfg.batch_size, cfg.clip_s, upstream.sample_rate)
 
         def run(upstream: Any = upstream, waves: torch.Tensor = waves, lengths: torch.Tensor = lengths) -> None:
@@ -201,14 +211,44 @@ def bench_extract(cfg: BenchConfig, with_s3prl: bool, names: tuple[str, ...] | N
 
         def run_s3prl() -> None:
             with torch.inference_mode():
-                model(frontend(waves.to(device)))
+                mel = frontend(waves.to(device))  # float32, as melbench's front-end stays
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    model(mel)
 
         runs["s3prl", COMPARED] = run_s3prl
     times = {key: {**t, "x_realtime": rate(t, audio_s)} for key, t in timed_together(runs, cfg.repeats, device).items()}
-    out: dict[str, Any] = {"batch_size": cfg.batch_size, "clip_s": cfg.clip_s,
+    out: dict[str, Any] = {"batch_size": cfg.batch_size, "clip_s": cfg.clip_s, "precision": precision,
                            "upstreams": {name: t for (side, name), t in times.items() if side == "melbench"}}
+    if unsupported:
+        out["without_precision_option"] = unsupported
     if with_s3prl:
         out["s3prl"] = times["s3prl", COMPARED]
+    return out
+
+
+def bf16_unsupported(device: torch.device) -> str | None:
+    """Why bf16 matmuls would not be fast on `device` (None where they are: a GPU that supports
+    bf16, a CPU with AVX512-BF16 or AMX; elsewhere the CPU emulates them, slower than float32)."""
+    if device.type == "cuda":
+        return None if torch.cuda.is_bf16_supported() else "this GPU has no bf16 support"
+    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+        return None
+    return "this CPU has neither AVX512-BF16 nor AMX, so bf16 matmuls would be emulated"
+
+
+def bench_extract_bf16(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
+    """The extraction comparison under bf16 autocast on both sides, and how far bf16 features
+    of the compared upstream are from its float32 ones (relative RMS error, worst layer)."""
+    reason = bf16_unsupported(torch.device(cfg.device))
+    if reason:
+        return {"skipped": reason}
+    out = bench_extract(cfg, with_s3prl, precision="bf16")
+    upstreams = {p: load_upstream(COMPARED, bench_options(COMPARED, cfg) | {"precision": p}) for p in ("float32", "bf16")}
+    waves, lengths = _waves(cfg.batch_size, cfg.clip_s, upstreams["bf16"].sample_rate)
+    with torch.inference_mode():
+        feats = {p: batch_extract(up, waves, lengths, layers=True)[0] for p, up in upstreams.items()}  # (B, layers, T, D)
+    error = (feats["bf16"] - feats["float32"]).pow(2).sum((0, 2, 3)).sqrt() / feats["float32"].pow(2).sum((0, 2, 3)).sqrt()
+    out["feature_error_vs_float32"] = {"upstream": COMPARED, "worst_layer_relative_rms": float(error.max())}
     return out
 
 
@@ -280,17 +320,20 @@ def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
     with_s3prl = s3prl_available()
     pretrain = bench_pretrain(cfg, with_s3prl)
     extract = bench_extract(cfg, with_s3prl)
+    extract_bf16 = bench_extract_bf16(cfg, with_s3prl)
     with scratch_home():
         probe = bench_probe_cache(cfg)
     record: dict[str, Any] = {
         "pretrain_ratio_vs_s3prl": _ratio(pretrain, "melbench", "s3prl", "audio_s_per_s"),
         "extract_ratio_vs_s3prl": _ratio_extract(extract),
+        "extract_ratio_vs_s3prl_bf16": None if "skipped" in extract_bf16 else _ratio_extract(extract_bf16),
         "probe_cache_ratio": probe["ratio"],
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "s3prl_installed": with_s3prl,
         "environment": environment(cfg),
         "pretrain": pretrain,
         "extract": extract,
+        "extract_bf16": extract_bf16,
         "probe": probe,
         "scaling": bench_scaling(cfg),
     }
@@ -316,51 +359,3 @@ def _ratio_extract(extract: dict[str, Any]) -> float | None:
     if "s3prl" not in extract:
         return None
     return extract["upstreams"][COMPARED]["x_realtime"]["median"] / extract["s3prl"]["x_realtime"]["median"]
-
-
-def format_table(record: dict[str, Any]) -> str:
-    """The bench record as a plain-text table (medians, with [min, max])."""
-
-    def span(r: dict[str, float], unit: str) -> str:
-        return f"{r['median']:9.1f} {unit} [{r['min']:.1f}, {r['max']:.1f}]"
-
-    def ratio(value: float | None) -> str:
-        return "n/a (s3prl extra not installed)" if value is None else f"{value:.2f}x"
-
-    env, pre, ext, probe = record["environment"], record["pretrain"], record["extract"], record["probe"]
-    lines = [f"melbench bench on {env['device']} ({env['device_name']}, {env['threads']} threads, torch {env['torch']}), "
-             f"preset {record['config']['preset']}, {record['config']['repeats']} repeats",
-             "", f"pretraining step, {pre['batch_size']} x {pre['clip_s']:g} s (audio s per s):"]
-    for name in ("melbench", "melbench_compiled", "s3prl"):
-        if name in pre:
-            lines.append(f"  {name:<22}{span(pre[name]['audio_s_per_s'], 'audio s/s')}  ({pre['dtype'].get(name, pre['dtype']['melbench'])})")
-    lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl'])}")
-    if "mfu" in pre:
-        m = pre["mfu"]
-        lines.append(f"  MFU {m['mfu']:.1%}: {m['achieved_tflops']:.1f} TFLOP/s of a measured bf16 matmul peak of "
-                     f"{m['bf16_matmul_peak_tflops']:.1f}")
-    lines += ["", f"extraction, {ext['batch_size']} x {ext['clip_s']:g} s, every layer (x realtime):"]
-    for name, r in ext["upstreams"].items():
-        lines.append(f"  {name:<22}{span(r['x_realtime'], 'x')}")
-    if "s3prl" in ext:
-        lines.append(f"  {'s3prl (' + COMPARED + ')':<22}{span(ext['s3prl']['x_realtime'], 'x')}")
-    lines.append(f"  ratio vs s3prl        {ratio(record['extract_ratio_vs_s3prl'])}")
-    heap = record["without_mmap"]
-    if "skipped" not in heap:
-        lines += ["", f"the same comparisons, {heap['allocator']}:"]
-        for name, row in heap["pretrain"].items():
-            lines.append(f"  pretraining {name:<10}{span(row['audio_s_per_s'], 'audio s/s')}")
-        lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl_without_mmap'])}")
-        lines.append(f"  extraction {COMPARED:<11}{span(heap['extract']['upstreams'][COMPARED]['x_realtime'], 'x')}")
-        if "s3prl" in heap["extract"]:
-            lines.append(f"  extraction s3prl      {span(heap['extract']['s3prl']['x_realtime'], 'x')}")
-        lines.append(f"  ratio vs s3prl        {ratio(record['extract_ratio_vs_s3prl_without_mmap'])}")
-    lines += ["", f"probes of one task ({probe['probe_runs']} runs, {probe['upstream']} features):",
-              f"  from the cache        {probe['cached_s']:9.1f} s",
-              f"  re-extracting/epoch   {probe['reextract_estimate_s']:9.1f} s (estimate: {probe['probe_epochs_total']} "
-              f"epochs x measured extraction {probe['extract_epoch']['median_s']:.2f} s per full epoch)",
-              f"  ratio                 {probe['ratio']:.1f}x", "", "scaling (median s; batch 1 by length):"]
-    for p in record["scaling"]["by_length"] + record["scaling"]["by_batch"]:
-        lines.append(f"  batch {p['batch_size']:>3} x {p['clip_s']:5g} s: extract {p['extract']['median_s']:8.3f} s, "
-                     f"pretraining step {p['pretrain_step']['median_s']:8.3f} s")
-    return "\n".join(lines)

@@ -14,6 +14,10 @@ from benchmark.upstream import batch_extract, pad_batch
 
 # Absolute tolerance for "same result": determinism and batch-vs-single agreement.
 ATOL = 1e-4
+# An upstream computing in reduced precision may declare a looser `batch_tolerance` for the
+# batch-vs-single check (a batch changes the GEMMs' accumulation order, and one flipped bf16
+# rounding moves a value by 2^-8 of itself); the checker accepts at most 8 bf16 ulps.
+MAX_BATCH_TOLERANCE = 2.0**-5
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,9 @@ def check_determinism(up: Any) -> str:
 
 
 def check_batch_vs_single(up: Any) -> str:
+    tol = getattr(up, "batch_tolerance", ATOL)
+    if not isinstance(tol, float) or not ATOL <= tol <= MAX_BATCH_TOLERANCE:
+        raise CheckFailed(f"expected batch_tolerance to be a float in [{ATOL}, {MAX_BATCH_TOLERANCE}], got {tol!r}")
     waves = [test_signal(up.sample_rate, d, seed=i) for i, d in enumerate((0.5, 1.3, 0.8))]
     padded, lengths = pad_batch(waves)
     with torch.inference_mode():
@@ -116,10 +123,10 @@ def check_batch_vs_single(up: Any) -> str:
         if int(frames[i]) != single.shape[0]:
             raise CheckFailed(f"clip {i}: expected {single.shape[0]} frames (single path), got {int(frames[i])} (batched)")
         diff = float((feats[i, : single.shape[0]].float().cpu() - single).abs().max())
-        if diff > ATOL * max(1.0, float(single.abs().max())):
-            raise CheckFailed(f"clip {i}: expected batched == single within {ATOL}, got max diff {diff:.2e}")
+        if diff > tol * max(1.0, float(single.abs().max())):
+            raise CheckFailed(f"clip {i}: expected batched == single within {tol:.1e}, got max diff {diff:.2e}")
         worst = max(worst, diff)
-    return f"3 clips, max diff {worst:.1e}"
+    return f"3 clips, max diff {worst:.1e} (tolerance {tol:.1e})"
 
 
 def check_silence(up: Any) -> str:

@@ -117,7 +117,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmark.bench import BenchConfig, format_table, run_bench
+    from benchmark.bench import BenchConfig, run_bench
+    from benchmark.bench_table import format_table
 
     cfg = BenchConfig(device=args.device, preset=args.preset, batch_size=args.batch_size, clip_s=args.clip_s,
                       repeats=args.repeats, compile=args.compile, out_dir=Path(args.out))

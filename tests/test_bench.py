@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.bench import bf16_unsupported
 from benchmark.bench_models import fake_mel, malloc_without_mmap, step_flops
 from benchmark.cli import main
 from benchmark.registry import load_module
@@ -133,6 +134,16 @@ def test_bench_quick_writes_the_ratios(tmp_path: Path, capsys: pytest.CaptureFix
     assert pre["min_s"] <= pre["median_s"] <= pre["max_s"] and pre["repeats"] == 2
     assert set(record["extract"]["upstreams"]) >= {"mel", "mockingjay", "apc", "wav2vec"}
     assert [p["clip_s"] for p in record["scaling"]["by_length"]] == [1.0, 2.0]
+    low = record["extract_bf16"]
+    if bf16_unsupported(torch.device("cpu")):
+        assert low == {"skipped": bf16_unsupported(torch.device("cpu"))} and record["extract_ratio_vs_s3prl_bf16"] is None
+        assert "extraction under bf16 autocast: skipped" in printed
+    else:
+        assert low["precision"] == "bf16" and low["without_precision_option"] == ["mel"]
+        assert set(low["upstreams"]) >= {"mockingjay", "apc", "wav2vec"} and "mel" not in low["upstreams"]
+        assert 0 < low["feature_error_vs_float32"]["worst_layer_relative_rms"] < 1e-2
+        assert (record["extract_ratio_vs_s3prl_bf16"] is not None) == record["s3prl_installed"]
+        assert "extraction under bf16 autocast, both sides" in printed
 
 
 def _faults(rounds: int = 10) -> int:
@@ -179,3 +190,5 @@ def test_onednn_linear_equals_f_linear() -> None:
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fast, torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
     assert layer(x).grad_fn is not None  # with gradients recorded it stays on F.linear
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16  # under autocast F.linear runs, in bf16

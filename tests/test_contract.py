@@ -48,6 +48,8 @@ class Broken:
 
     def __init__(self, fault: str):
         self.fault = fault
+        if fault == "loose_tolerance":
+            self.batch_tolerance = 0.5
 
     def extract(self, wave: torch.Tensor, layers: bool = False) -> torch.Tensor:
         frames = 1 + len(wave) // 160
@@ -79,12 +81,33 @@ class Broken:
         ("random", "determinism", "expected identical output on repeat"),
         ("wrong_dim", "determinism", "expected feature_dim 8 (declared), got 5"),
         ("crash_short", "very short input", "extract raised RuntimeError: input too short"),
+        ("loose_tolerance", "batch vs single", "expected batch_tolerance to be a float in [0.0001, 0.03125], got 0.5"),
     ],
 )
 def test_broken_adapter_fails_with_useful_message(fault: str, check: str, message: str) -> None:
     results = {r.name: r for r in check_upstream(Broken(fault))}
     assert not results[check].passed
     assert message in results[check].detail
+
+
+class Rounded(Broken):
+    """Batched features 1e-3 off the single ones, as a bf16 model's are after a flipped rounding."""
+
+    def __init__(self, batch_tolerance: float | None):
+        super().__init__("none")
+        if batch_tolerance is not None:
+            self.batch_tolerance = batch_tolerance
+
+    def extract_batch(self, waves: torch.Tensor, lengths: torch.Tensor, layers: bool = False) -> tuple:
+        feats = torch.stack([self.extract(w) for w in waves]) + 1e-3  # (B, T, D)
+        return feats, 1 + lengths // 160
+
+
+@pytest.mark.parametrize("tolerance,passed", [(None, False), (1e-4, False), (2e-3, True)])
+def test_declared_batch_tolerance_is_applied(tolerance: float | None, passed: bool) -> None:
+    result = {r.name: r for r in check_upstream(Rounded(tolerance))}["batch vs single"]
+    assert result.passed == passed, result.detail
+    assert ("max diff 1.0" in result.detail) if passed else ("got max diff 1.00e-03" in result.detail)
 
 
 def test_bad_facts_are_reported() -> None:

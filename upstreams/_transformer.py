@@ -39,11 +39,12 @@ def plain_attention() -> Iterator[None]:
 
 class Linear(nn.Linear):
     """`nn.Linear` (same parameters and state dict) through oneDNN's float32 GEMM on the CPU
-    when no gradient is recorded; `F.linear` otherwise."""
+    when no gradient is recorded and no autocast is on; `F.linear` otherwise."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         recording = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if not _FUSED["linear"] or recording or x.device.type != "cpu" or x.dtype != torch.float32:
+        plain = not _FUSED["linear"] or recording or torch.is_autocast_enabled("cpu")  # autocast casts F.linear's inputs
+        if plain or x.device.type != "cpu" or x.dtype != torch.float32:
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])  # (N, in): oneDNN's linear takes 2-D input
         out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")  # (N, out)
