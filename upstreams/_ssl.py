@@ -233,8 +233,9 @@ def load_ssl(
         corpus: corpus of the default checkpoint.
         random_init: build an untrained model (contract tests only; never for benchmarking).
         seed: weight seed of the random model.
-        precision: "float32", or "bf16" to run the model's matmuls under bf16 autocast (about 1.7x
-            faster on CPUs with AVX512-BF16 or AMX and on GPUs; features differ by ~0.3%).
+        precision: "float32", or "bf16" to run the model's matmuls under bf16 autocast (where
+            bf16 is native: 1.36-1.55x faster for the transformer upstreams at base on a CPU with
+            AVX512-BF16; features differ from float32's by ~0.3%).
         **overrides: config fields, only with `random_init` (a checkpoint fixes its config).
 
     Returns:
