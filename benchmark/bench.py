@@ -231,7 +231,8 @@ def bf16_unsupported(device: torch.device) -> str | None:
     bf16, a CPU with AVX512-BF16 or AMX; elsewhere the CPU emulates them, slower than float32)."""
     if device.type == "cuda":
         return None if torch.cuda.is_bf16_supported() else "this GPU has no bf16 support"
-    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private to torch.cpu: looked up defensively
+    if any(getattr(torch.cpu, probe, lambda: False)() for probe in probes):
         return None
     return "this CPU has neither AVX512-BF16 nor AMX, so bf16 matmuls would be emulated"
 
