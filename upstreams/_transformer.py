@@ -42,9 +42,9 @@ class Linear(nn.Linear):
     when no gradient is recorded and no autocast is on; `F.linear` otherwise."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fast = _FUSED["linear"] and x.device.type == "cpu" and x.dtype == torch.float32
         recording = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        plain = not _FUSED["linear"] or recording or torch.is_autocast_enabled("cpu")  # autocast casts F.linear's inputs
-        if plain or x.device.type != "cpu" or x.dtype != torch.float32:
+        if not fast or recording or torch.is_autocast_enabled("cpu"):  # autocast casts F.linear's inputs to bf16
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])  # (N, in): oneDNN's linear takes 2-D input
         out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")  # (N, out)
