@@ -18,6 +18,7 @@ from benchmark.run import RunConfig, TaskRunner
 from benchmark.runs import RunLog, read_runs
 from benchmark.tasks import TaskSpec
 from benchmark.upstream import batch_extract, pad_batch
+from benchmark.variants import FULL, Variant
 
 EXTRACT_BATCH = 16
 
@@ -41,13 +42,14 @@ def bench_probe_cache(cfg: BenchConfig) -> dict[str, Any]:
     dataset = load_dataset_dir(build_demo_dataset())
     spec = TaskSpec(dataset="demo", level="clip", labels="multiclass", metrics=("accuracy",))
     options = bench_options(COMPARED, cfg)
+    variant = Variant(None, options, None, FULL)
     out_dir = melbench_home() / "probe-runs"
     run_cfg = RunConfig(upstreams=(COMPARED,), tasks={"demo": spec}, out_dir=out_dir, progress=False)
     with RunLog(out_dir / "warm-up") as log:  # extracts and caches the features, off the clock
-        TaskRunner(run_cfg, log, COMPARED, options, "demo", spec, dataset)
+        TaskRunner(run_cfg, log, COMPARED, variant, "demo", spec, dataset)
     start = time.perf_counter()
     with RunLog(out_dir) as log:
-        runner = TaskRunner(run_cfg, log, COMPARED, options, "demo", spec, dataset)
+        runner = TaskRunner(run_cfg, log, COMPARED, variant, "demo", spec, dataset)
         for fraction, seed, layer in runner.jobs():
             runner.run(fraction, seed, layer)
     cached_s = time.perf_counter() - start

@@ -69,7 +69,7 @@ def _csv(value: str) -> tuple[str, ...]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.registry import default_upstreams
-    from benchmark.report import BASELINE
+    from benchmark.report_stats import BASELINE
     from benchmark.run import RunConfig, run_all
     from benchmark.tasks import load_tasks
 
@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=args.seeds, layer_sweep=not args.no_layer_sweep, progress=not args.quiet, overrides=overrides,
     )
     counts = run_all(cfg)
-    print(f"results in {args.out}/: leaderboard.md, leaderboard.csv, low_data_*.png, REPORT.md")
+    print(f"results in {args.out}/: REPORT.md, summary.png, leaderboard.md, leaderboard.csv, low_data_*.png")
     return 1 if counts["failed_pairs"] else 0
 
 
@@ -153,6 +153,18 @@ def cmd_to_s3prl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _snapshot_steps(value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()
+    try:
+        steps = tuple(sorted({int(v) for v in _csv(value)}))
+    except ValueError:
+        raise MelbenchError(f"--snapshots {value!r}: expected step numbers like 0,100,200") from None
+    if steps[0] < 0:
+        raise MelbenchError(f"--snapshots {value!r}: steps must be >= 0")
+    return steps
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from benchmark.pretrain import PretrainOptions, pretrain
 
@@ -171,6 +183,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         stop_after=args.stop_after,
         device=args.device,
         progress=not args.quiet,
+        snapshot_steps=_snapshot_steps(args.snapshots),
     )
     r = pretrain(opts)
     curve = ", ".join(f"{s}:{v:.4f}" for s, v in r.val_loss)
@@ -273,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the folder")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)")
     p.add_argument("--val-every", type=int, default=200, help="steps between validation losses (default 200)")
+    p.add_argument("--snapshots", metavar="STEPS",
+                   help="also keep the weights of these steps (e.g. 0,500,1000) under OUT/steps/: step 0 is the "
+                        "untrained control; `melbench run` probes them as NAME[random] and NAME[step=N]")
     p.add_argument("--stop-after", type=int, help="stop at this step as if interrupted (resume later)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

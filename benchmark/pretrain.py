@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from benchmark.errors import MelbenchError
 from benchmark.pretrain_data import MelCorpus, load_mel_corpus, resolve_corpus, sample_batch, seed_for
-from benchmark.train_state import STATE_FILE, load_checkpoint, read_record, save_checkpoint
+from benchmark.train_state import STATE_FILE, load_checkpoint, read_record, save_checkpoint, save_snapshot
 
 VAL_BATCHES = 4
 
@@ -44,6 +44,9 @@ class PretrainOptions:
     checkpoint_every: int = 200
     val_every: int = 200
     stop_after: int | None = None  # stop at this step as if interrupted (for tests of --resume)
+    # also keep the weights at these steps (step 0: the untrained control, corpus statistics set)
+    # as loadable checkpoints under `out/steps/<step>/`, for the pretraining-compute curve
+    snapshot_steps: tuple[int, ...] = ()
     device: str | None = None
     progress: bool = True
 
@@ -98,6 +101,20 @@ def validation_loss(model: torch.nn.Module, corpus: MelCorpus, config: Any, devi
             total += float(loss)
     model.train(was_training)
     return total / VAL_BATCHES
+
+
+def snapshot_dir(out: Path, step: int) -> Path:
+    """Where `pretrain` keeps the weights of step `step` (`PretrainOptions.snapshot_steps`)."""
+    return Path(out) / "steps" / f"{step:07d}"
+
+
+def snapshots(out: Path) -> dict[int, Path]:
+    """The snapshot checkpoints of a pretraining folder, by step (empty if it keeps none)."""
+    found = {}
+    for folder in sorted((Path(out) / "steps").glob("[0-9]" * 7)):
+        if (folder / "config.json").is_file():  # written last: a snapshot without it is incomplete
+            found[int(folder.name)] = folder
+    return found
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -193,8 +210,18 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
             save_checkpoint(out, model, optimizer, {**record, **facts})
         saved_step = step
 
+    def snapshot() -> None:
+        if rank == 0 and step in opts.snapshot_steps:
+            if not history or history[-1][0] != step:
+                history.append([step, validation_loss(model, data, config, device)])
+            record = config_record(spec, config, preset, corpus_name, step)
+            save_snapshot(snapshot_dir(out, step), model, {**record, "val_loss": [history[-1]], "total_steps": total,
+                                                           "corpus_train_hours": round(data.train_s / 3600, 3)})
+
     if not history and rank == 0:
         history.append([0, validation_loss(model, data, config, device)])
+    if step == 0:
+        snapshot()
     crop_frames = round(config.crop_s * 100)
     audio_per_step_s = config.batch_size * crop_frames / 100 * world
     started = time.monotonic()
@@ -223,9 +250,10 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
         elapsed = time.monotonic() - started
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", audio_s_per_s=f"{(step - first_step) * audio_per_step_s / elapsed:.1f}")
-        if rank == 0 and (step % opts.val_every == 0 or step == total):
+        if rank == 0 and (step % opts.val_every == 0 or step == total or step in opts.snapshot_steps):
             history.append([step, validation_loss(model, data, config, device)])
             bar.write(f"step {step}: validation loss {history[-1][1]:.4f}")
+        snapshot()
         if step % opts.checkpoint_every == 0:
             checkpoint()
     bar.close()

@@ -1,144 +1,192 @@
-"""REPORT.md: the question, the setup and the answer with effect sizes over the Mel baseline."""
+"""REPORT.md: the question, a generated plain-language answer and the summary figure, then the
+corrected verdicts, the low-data interaction, the controls, the pretraining-compute curve and
+the setup, all generated from runs.jsonl records."""
 
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from benchmark.atomic import atomic_write
-from benchmark.report import BASELINE, effect, summarise, upstream_label
+from benchmark.report_setup import setup_lines
+from benchmark.report_stats import (
+    FDR_Q, Comparison, Table, budgets, compute_curves, effect, interaction, is_baseline, is_control,
+)
 
 QUESTION = (
     "Does a transformer pretrained self-supervised on Mel spectrograms give a better "
     "representation than the spectrogram itself, especially when labels are scarce?"
 )
+SCARCE = 0.05  # a label budget counts as scarce when its smallest fraction is at most this
 
 
-def _verdict(e: dict[str, Any]) -> str:
-    if not e["excludes_zero"]:
-        return "no clear difference"
-    return "better than Mel" if e["diff"] > 0 else "worse than Mel"
+def _ci(e: dict[str, Any], key: str = "diff") -> str:
+    return f"{e[key]:+.3f} [{e['lo']:+.3f}, {e['hi']:+.3f}]"
 
 
-def _pretraining(prov: dict[str, Any] | None) -> str:
-    """One table row's worth of an upstream's `provenance`: how it was pretrained."""
-    if not prov:
-        return "none | | | | |"
-    if prov.get("random_init"):
-        return f"untrained ({prov.get('preset')}) | {prov.get('params', 0) / 1e6:.2f} M | | | |"
-
-    def fmt(key: str, pattern: str) -> str:
-        return pattern.format(prov[key]) if prov.get(key) is not None else "?"
-
-    corpus = f"{prov.get('corpus')}, {fmt('corpus_train_hours', '{:.2f}')} h"
-    budget = f"{fmt('steps', '{}')} steps x {fmt('batch_size', '{}')} x {fmt('crop_s', '{:g}')} s"
-    wall = f"{fmt('pretrain_s', '{:.0f}')} s on {prov.get('device') or '?'}"
-    return (f"{prov.get('preset')} | {prov.get('params', 0) / 1e6:.2f} M | {corpus} | {budget} | {wall} | "
-            f"{fmt('final_val_loss', '{:.3f}')}")
+def _pct(fraction: float) -> str:
+    return f"{fraction:.0%}" if fraction >= 0.01 else f"{fraction:.1%}"
 
 
-def _setup(records: list[dict[str, Any]]) -> list[str]:
-    upstreams = {}
-    for r in records:
-        upstreams[upstream_label(r)] = r
-    tasks = {}
-    for r in records:
-        tasks.setdefault(r["task"], r)
-    fractions = sorted({r["fraction"] for r in records})
-    seeds = sorted({r["seed"] for r in records})
-    lines = ["## Setup", "", "Upstreams and their self-supervised pretraining (by melbench, from `runs.jsonl`):", "",
-             "| upstream | preset | params | pretraining corpus | budget | wall time | final val loss | checkpoint |",
-             "|---|---|---|---|---|---|---|---|"]
-    for label, r in sorted(upstreams.items()):
-        ckpt = (r.get("checkpoint_sha256") or "none")[:12]
-        lines.append(f"| {label} | {_pretraining(r.get('upstream_provenance'))} | {ckpt} |")
-    lines += ["", "| task | dataset | headline metric | train / valid / test hours | test items |", "|---|---|---|---|---|"]
-    for task, r in sorted(tasks.items()):
-        hours = r.get("dataset_hours") or {}
-        split_h = " / ".join(f"{hours[s]:.2f}" if s in hours else "?" for s in ("train", "valid", "test"))
-        quick = " (quick build)" if r.get("quick") else ""
-        lines.append(f"| {task} | {r['dataset']}{quick} | {r['headline_metric']} | {split_h} | {r['n_test_items']} |")
-    train_min = sum(r["train_s"] for r in records) / 60
-    revisions = sorted({r["git_revision"][:12] + ("+dirty" if r["git_revision"].endswith("+dirty") else "") for r in records})
-    dates = sorted(r["date"] for r in records)
-    capped = sorted({f"{r['task']} ({r['max_train_rows']:,})" for r in records if r.get("max_train_rows")})
-    lines += [
-        "",
-        f"Label fractions {', '.join(f'{f:g}' for f in fractions)}; seeds {', '.join(map(str, seeds))} "
-        f"(a seed fixes the labelled subset, shared by all upstreams). {len(records)} probe runs, "
-        f"{train_min:.1f} min of probe training; runs from {dates[0]} to {dates[-1]}; melbench revision(s) "
-        f"{', '.join(revisions)}.",
-        "",
-    ]
-    if capped:
-        lines += [f"Training rows capped per probe (a seeded uniform sample of the labelled subset's rows): "
-                  f"{', '.join(capped)}.", ""]
+def _counts(comps: list[Comparison]) -> tuple[Counter, Counter]:
+    corrected = Counter(c.verdict for c in comps)
+    raw = Counter("no clear difference" if not c.effect["excludes_zero"] else
+                  "better" if c.effect["diff"] > 0 else "worse" for c in comps)
+    return corrected, raw
+
+
+def _count_text(comps: list[Comparison]) -> str:
+    corrected, raw = _counts(comps)
+    return (f"better in **{corrected['better']}**, worse in **{corrected['worse']}**, no clear difference in "
+            f"{corrected['no clear difference']} (uncorrected 95% CIs: {raw['better']} / {raw['worse']} / "
+            f"{raw['no clear difference']})")
+
+
+def interactions(table: Table) -> list[dict[str, Any]]:
+    """Per (pretrained upstream, task): the effect over Mel at the smallest budget minus at the largest."""
+    found = []
+    for task, task_budgets in sorted(budgets(table).items()):
+        if len(task_budgets) < 2:
+            continue
+        small, large = task_budgets[0], task_budgets[-1]
+        base = next((u for t, u, _ in table if t == task and is_baseline(u)), None)
+        for u in sorted({u for t, u, _ in table if t == task and not is_baseline(u) and "[step=" not in u}):
+            if base is None:
+                continue
+            cells = [table.get((task, label, b.fraction), {}) for label in (u, base) for b in (small, large)]
+            i = interaction(cells[0], cells[2], cells[1], cells[3])
+            if i is not None:
+                found.append({"task": task, "label": u, "small_budget": small.fraction,
+                              "large_budget": large.fraction, **i})
+    return found
+
+
+def _interaction_sentence(i: dict[str, Any]) -> str:
+    lo, hi = i["lo"], i["hi"]
+    where = f"from {i['large']:+.3f} at {_pct(i['large_budget'])} to {i['small']:+.3f} at {_pct(i['small_budget'])} labels"
+    ci = f"change {i['change']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    if lo <= 0 <= hi:
+        return f"on {i['task']}, {i['label']} - Mel goes {where}: no measurable change ({ci})."
+    towards = "the learned features" if i["change"] > 0 else "Mel"
+    return f"on {i['task']}, {i['label']} - Mel goes {where}: fewer labels favour {towards} ({ci})."
+
+
+def _answer(comps: list[Comparison], inter: list[dict[str, Any]]) -> list[str]:
+    """The 3-6 generated sentences of the plain-language answer."""
+    learned = [c for c in comps if not is_control(c.label)]
+    if not learned:
+        return ["No pretrained upstream was compared with the Mel baseline in these runs, so there is no answer yet."]
+    tasks = sorted({c.task for c in learned})
+    scarce = [c for c in learned if c.budget.fraction <= SCARCE]
+    out = [f"Across {len(learned)} comparisons of {len({c.label for c in learned})} learned upstream(s) with Mel on "
+           f"{len(tasks)} task(s) and every distinct label budget, after Benjamini-Hochberg correction (false-discovery "
+           f"rate {FDR_Q:.0%}) the learned features were {_count_text(learned)}."]
+    if scarce:
+        out.append(f"With scarce labels (budgets of at most {_pct(SCARCE)} of the training split) they were "
+                   f"{_count_text(scarce)}.")
+        best = max(scarce, key=lambda c: c.effect["diff"])
+        worst = min(scarce, key=lambda c: c.effect["diff"])
+        out.append(f"The largest scarce-label effect is {best.label} on {best.task} at {_pct(best.budget.fraction)} "
+                   f"({_ci(best.effect)}), the most negative {worst.label} on {worst.task} at "
+                   f"{_pct(worst.budget.fraction)} ({_ci(worst.effect)}).")
+        wins = {c.task for c in scarce if c.significant and c.effect["diff"] >= 0.03}
+        out.append(f"A significant advantage of at least 0.03 with scarce labels holds on {len(wins)} of {len(tasks)} "
+                   f"task(s){': ' + ', '.join(sorted(wins)) if wins else ''}.")
+    grows = [i for i in inter if not is_control(i["label"]) and i["lo"] > 0]
+    shrinks = [i for i in inter if not is_control(i["label"]) and i["hi"] < 0]
+    n_inter = len([i for i in inter if not is_control(i["label"])])
+    if n_inter:
+        out.append(f"Does the advantage grow as labels shrink? In {len(grows)} of {n_inter} (upstream, task) pairs the "
+                   f"effect at the smallest budget exceeds the effect at the largest (95% CI of the change above "
+                   f"zero), in {len(shrinks)} it falls, in the rest there is no measurable change.")
+    controls = [c for c in comps if is_control(c.label)]
+    if controls:
+        out.append(f"Untrained controls (same architecture, random weights) against Mel: {_count_text(controls)}.")
+    return out[:6]
+
+
+def _effects_tables(table: Table, comps: list[Comparison]) -> list[str]:
+    lines = []
+    by_key = {(c.task, c.label, c.budget.fraction): c for c in comps}
+    for task, task_budgets in sorted(budgets(table).items()):
+        labels = sorted({c.label for c in comps if c.task == task}, key=lambda u: (is_control(u), u))
+        if not labels:
+            continue
+        lines += [f"### {task}", "", "| upstream | " + " | ".join(b.label() for b in task_budgets) + " |",
+                  "|---|" + "---|" * len(task_budgets)]
+        for u in labels:
+            cells = []
+            for b in task_budgets:
+                c = by_key.get((task, u, b.fraction))
+                mark = "" if c is None or not c.significant else " ▲" if c.effect["diff"] > 0 else " ▼"
+                cells.append("" if c is None else f"{_ci(c.effect)} p={c.effect['p']:.3g}{mark}")
+            lines.append(f"| {u} | " + " | ".join(cells) + " |")
+        lines.append("")
     return lines
 
 
-def write_report_md(records: list[dict[str, Any]], table: dict, out_dir: Path) -> Path:
+def _controls(table: Table) -> list[str]:
+    """Architecture (random - Mel) and pretraining (pretrained - random) per task and budget."""
+    rows = []
+    for task, task_budgets in sorted(budgets(table).items()):
+        base = next((u for t, u, _ in table if t == task and is_baseline(u)), None)
+        for control in sorted({u for t, u, _ in table if t == task and is_control(u)}):
+            model = control.replace("[random, ", "[").replace("[random]", "")
+            for b in task_budgets:
+                arch = effect(table.get((task, control, b.fraction), {}), table.get((task, base, b.fraction), {}))
+                gain = effect(table.get((task, model, b.fraction), {}), table.get((task, control, b.fraction), {}))
+                if arch and gain:
+                    rows.append(f"| {task} | {model} | {_pct(b.fraction)} | {_ci(arch)} | {_ci(gain)} |")
+    if not rows:
+        return []
+    return ["## What the architecture gives and what pretraining gives", "",
+            "Each self-supervised upstream is also probed untrained (`NAME[random]`: the same architecture, initial "
+            "weights and corpus input statistics, step 0 of its pretraining). Uncorrected 95% CIs.", "",
+            "| task | upstream | labels | architecture (random - Mel) | pretraining (pretrained - random) |",
+            "|---|---|---|---|---|", *rows, ""]
+
+
+def _curves(table: Table) -> list[str]:
+    curves = compute_curves(table)
+    rows = [f"| {task} | {name} | {_pct(fraction)} | " + " | ".join(
+                f"{p['hours']:.2f} h: {p['diff']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]" for p in points) + " |"
+            for task, by_upstream in sorted(curves.items()) for name, by_fraction in sorted(by_upstream.items())
+            for fraction, points in sorted(by_fraction.items())]
+    if not rows:
+        return []
+    return ["## The pretraining-compute curve", "",
+            "Effect over Mel [95% CI] of checkpoints kept along pretraining (0 h = the untrained control), against "
+            "hours of audio seen (steps x batch x crop); figures `pretraining_<task>.png`.", "",
+            "| task | upstream | labels | points (audio seen: effect) |", "|---|---|---|---|", *rows, ""]
+
+
+def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Comparison], out_dir: Path) -> Path:
     """Write REPORT.md.
 
     Args:
         records: every run record.
-        table: `report.collect(records)`.
+        table: `report_stats.collect(records)`.
+        comps: `report_stats.compare(table)`.
         out_dir: the results folder.
 
     Returns:
         The file written.
     """
+    inter = interactions(table)
     lines = ["# melbench report", "", f"**Question.** {QUESTION}", ""]
-    verdicts: Counter = Counter()
-    low_data: Counter = Counter()
-    answer: list[str] = []
-    for task in sorted({t for t, _, _ in table}):
-        fractions = sorted({f for t, _, f in table if t == task})
-        learned = sorted({u for t, u, _ in table if t == task and u.split("[")[0] != BASELINE})
-        base_label = next((u for t, u, _ in table if t == task and u.split("[")[0] == BASELINE), None)
-        metric = summarise(next(v for k, v in table.items() if k[0] == task))["metric"]
-        answer += [f"### {task} ({metric})", ""]
-        if base_label is None or not learned:
-            answer += ["No comparison: this task lacks the Mel baseline or a learned upstream.", ""]
-            continue
-        answer += ["Effect over Mel (learned - Mel), mean over seeds [95% CI]:", "",
-                   "| upstream | " + " | ".join(f"{f:g}" for f in fractions) + " |", "|---|" + "---|" * len(fractions)]
-        for u in learned:
-            cells = []
-            for f in fractions:
-                e = effect(table.get((task, u, f), {}), table.get((task, base_label, f), {}))
-                if e is None:
-                    cells.append("")
-                    continue
-                verdict = _verdict(e)
-                verdicts[verdict] += 1
-                if f <= 0.05:
-                    low_data[verdict] += 1
-                mark = {"better than Mel": " ▲", "worse than Mel": " ▼"}.get(verdict, "")
-                cells.append(f"{e['diff']:+.3f} [{e['lo']:+.3f}, {e['hi']:+.3f}]{mark}")
-            answer.append(f"| {u} | " + " | ".join(cells) + " |")
-        answer.append("")
-    total = sum(verdicts.values())
-    lines += ["## Answer", ""]
-    if total == 0:
-        lines += ["No learned upstream was compared with the Mel baseline in these runs, so there is no answer yet.", ""]
-    else:
-        lines += [
-            f"Over {total} (learned upstream, task, label fraction) comparisons with the Mel baseline, a learned "
-            f"upstream was **better in {verdicts['better than Mel']}**, **worse in {verdicts['worse than Mel']}** and "
-            f"not distinguishable in {verdicts['no clear difference']} (95% CI of the paired difference excludes zero "
-            f"or not).",
-            "",
-        ]
-        n_low = sum(low_data.values())
-        if n_low:
-            lines += [
-                f"With scarce labels (fractions ≤ 5%): better in {low_data['better than Mel']}, worse in "
-                f"{low_data['worse than Mel']}, not distinguishable in {low_data['no clear difference']} of {n_low}.",
-                "",
-            ]
-        lines += ["▲ = CI above zero (learned better), ▼ = CI below zero (Mel better).", ""]
-    lines += answer + _setup(records)
-    lines += ["Tables: `leaderboard.md` / `leaderboard.csv`; curves: `low_data_<task>.png`; per-layer probes: "
-              "`layers_<task>.png`. Everything here is regenerated from `runs.jsonl` by `melbench report`.", ""]
+    if (out_dir / "summary.png").exists():
+        lines += ["![effect over Mel per upstream, task and label budget](summary.png)", ""]
+    lines += ["## Answer", "", " ".join(_answer(comps, inter)), ""]
+    lines += ["## Does the advantage grow as labels shrink?", "",
+              "Effect over Mel at the smallest label budget minus the effect at the largest, paired by seed and "
+              "test resample [95% CI]:", ""]
+    lines += [f"- {_interaction_sentence(i)}" for i in inter] or ["- No task has two label budgets."]
+    lines += ["", "## Effect over Mel per task", "",
+              f"Learned - Mel, mean over seeds [95% CI], uncorrected p; ▲/▼ = significant after Benjamini-Hochberg at "
+              f"FDR {FDR_Q:.0%} over all {len(comps)} comparisons (learned better / Mel better).", ""]
+    lines += _effects_tables(table, comps) + _controls(table) + _curves(table) + setup_lines(records, table)
+    lines += ["Tables: `leaderboard.md` / `leaderboard.csv`; figures: `summary.png`, `low_data_<task>.png`, "
+              "`layers_<task>.png`, `pretraining_<task>.png`. Everything here is regenerated from `runs.jsonl` by "
+              "`melbench report`.", ""]
     path = out_dir / "REPORT.md"
     with atomic_write(path, "w") as f:
         f.write("\n".join(lines))

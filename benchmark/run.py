@@ -9,10 +9,11 @@ An upstream module may define `prepare(quick: bool, progress: bool) -> dict` ret
 it first if missing). Upstreams without it are loaded with no options.
 """
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -25,10 +26,12 @@ from benchmark.extract import extract_files
 from benchmark.metrics import METRICS, bootstrap, percentile_ci
 from benchmark.registry import available_upstreams, load_module
 from benchmark.runs import RunLog, git_revision, now_utc, run_id
-from benchmark.subsets import low_data_subset
+from benchmark.subsets import low_data_subset, unit_of
 from benchmark.taskdata import Rows, build_rows
 from benchmark.tasks import TaskSpec
-from downstreams.probes import ProbeConfig, train_probe
+from benchmark.variants import CURVE, FULL, Variant, variants
+from downstreams.probes import ProbeConfig
+from downstreams.selection import ProbeGrid, select_probe
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,23 @@ def prepare_upstream(name: str, quick: bool, progress: bool = True) -> dict[str,
     return dict(prepare(quick=quick, progress=progress)) if prepare else {}
 
 
+MAX_VALID_ROWS = 20000  # validation rows a probe is selected on (a fixed sample on frame-level sets)
+
+
 def _probe_config(spec: TaskSpec, layer: int | None) -> ProbeConfig:
-    # Frame-level tasks have ~100 rows per second of audio: larger batches, same step budget.
+    # Frame-level tasks have ~100 rows per second of audio: larger MLP batches, same step budget.
     batch = 1024 if spec.level == "frame" else 256
-    return ProbeConfig(kind=spec.probe, layer=layer, batch_size=batch)
+    return ProbeConfig(kind=spec.probe, layer=layer, batch_size=batch, lbfgs_iters=spec.lbfgs_iters)
+
+
+def _probe_grid(spec: TaskSpec) -> ProbeGrid:
+    return ProbeGrid(l2=spec.l2_grid, lr=spec.lr_grid if spec.probe == "mlp" else ())
+
+
+def _valid_score(spec: TaskSpec, dataset: Dataset) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The headline metric on validation rows: what the probe's hyper-parameters are chosen by."""
+    metric = METRICS[spec.metrics[0]]
+    return lambda y, scores: metric.value(y, scores, dataset.classes)
 
 
 def _evaluate(spec: TaskSpec, dataset: Dataset, test: Rows, scores: np.ndarray) -> tuple[dict, dict]:
@@ -118,9 +134,10 @@ def _evaluate(spec: TaskSpec, dataset: Dataset, test: Rows, scores: np.ndarray) 
 class TaskRunner:
     """Features of one (upstream, task) pair and the probe runs on them."""
 
-    def __init__(self, cfg: RunConfig, log: RunLog, upstream: str, options: dict[str, Any], task: str, spec: TaskSpec,
+    def __init__(self, cfg: RunConfig, log: RunLog, upstream: str, variant: Variant, task: str, spec: TaskSpec,
                  dataset: Dataset):
-        self.cfg, self.log, self.upstream, self.options, self.task, self.spec = cfg, log, upstream, options, task, spec
+        self.cfg, self.log, self.upstream, self.variant, self.task, self.spec = cfg, log, upstream, variant, task, spec
+        options = variant.options
         self.dataset = dataset
         paths = sorted({str(item.path) for item in self.dataset.items})
         pool = self.dataset.level == "clip"  # clip probes need only mean+std: cache that, not frames
@@ -137,15 +154,22 @@ class TaskRunner:
         self.frame_rate = report.frame_rate
         self.num_layers = next(iter(self.feats.values())).shape[0] if self.feats else 0
         self.train_items = [i for i in self.dataset.split("train") if i.id in self.feats]
-        # early stopping scores a fixed sample of validation rows; the test split is scored whole
-        max_valid = _probe_config(spec, None).max_valid_rows
-        self.valid = build_rows(self.dataset, self.dataset.split("valid"), self.feats, self.frame_rate, max_valid)
-        self.test = build_rows(self.dataset, self.dataset.split("test"), self.feats, self.frame_rate)
+        # the probe is chosen on a fixed sample of validation rows; the test split is scored whole
+        self.valid = build_rows(self.dataset, self.dataset.split("valid"), self.feats, self.frame_rate, MAX_VALID_ROWS)
+        test_items = self.dataset.split("test")
+        self.test = build_rows(self.dataset, test_items, self.feats, self.frame_rate)
+        # the bootstrap resamples the test items' split groups (recording, piece, sentence,
+        # preset): what a split keeps whole is what is independent; crops of one track are not
+        _, group_of_item = np.unique([item.group for item in test_items], return_inverse=True)
+        self.test.unit = group_of_item[self.test.unit]
+        self.n_test_units = int(len(np.unique(self.test.unit)))
         key = cache_key(upstream, options, layers=True, pool=pool)
         manifest = self.dataset.root / "manifest.jsonl"
         self.identity = {
             "upstream": upstream,
             "upstream_options": key["options"],
+            "variant": variant.name,
+            "pretrain_step": variant.step,
             "checkpoint_sha256": key["checkpoint_sha256"],
             "task": task,
             "dataset": spec.dataset,
@@ -158,25 +182,32 @@ class TaskRunner:
         """(fraction, seed, layer) of every probe run this pair needs; layer None = weighted."""
         fractions = self.cfg.fractions or self.spec.fractions
         seeds = self.cfg.seeds or self.spec.seeds
+        if self.variant.scope == CURVE:  # a snapshot of the compute curve: both ends of the label axis
+            if self.spec.level != "clip":
+                return []
+            fractions = tuple(sorted({min(fractions), max(fractions)}))
         jobs: list[tuple[float, int, int | None]] = [(f, s, None) for f in fractions for s in range(seeds)]
-        if self.cfg.layer_sweep and self.num_layers > 1:
+        if self.variant.scope == FULL and self.cfg.layer_sweep and self.num_layers > 1:
             jobs += [(max(fractions), 0, layer) for layer in range(self.num_layers)]
         return jobs
 
     def run(self, fraction: float, seed: int, layer: int | None) -> bool:
         """Train, test and record one probe; False if it was already recorded."""
         probe_cfg = _probe_config(self.spec, layer)
-        ident = {**self.identity, "fraction": fraction, "seed": seed, "layer": layer, "probe": asdict(probe_cfg)}
+        grid = _probe_grid(self.spec)
+        ident = {**self.identity, "fraction": fraction, "seed": seed, "layer": layer, "probe": asdict(probe_cfg),
+                 "probe_grid": asdict(grid)}
         rid = run_id(ident)
         if rid in self.log.done:
             return False
         subset = low_data_subset(self.train_items, fraction, seed)
         train = build_rows(self.dataset, subset, self.feats, self.frame_rate, self.spec.max_train_rows, seed)
         start = time.perf_counter()
-        probe = train_probe(
+        chosen = select_probe(
             train.x, train.y, self.valid.x, self.valid.y, len(self.dataset.classes),
-            self.dataset.labels == "multilabel", probe_cfg, seed,
+            self.dataset.labels == "multilabel", probe_cfg, grid, _valid_score(self.spec, self.dataset), seed,
         )
+        probe = chosen.probe
         train_s = time.perf_counter() - start
         metrics, boots = _evaluate(self.spec, self.dataset, self.test, probe.predict(self.test.x))  # test touched once
         weights = probe.model.layer_weights()
@@ -187,10 +218,17 @@ class TaskRunner:
             "metrics": metrics,
             "bootstrap": boots,
             "n_train_items": len(subset),
+            "n_train_units": len({unit_of(item) for item in subset}),
+            "train_hours": round(sum(item.duration_s for item in subset) / 3600, 4),
+            "subset_sha256": hashlib.sha256("\n".join(sorted(item.id for item in subset)).encode()).hexdigest()[:16],
+            "n_test_units": self.n_test_units,
             "n_train_rows": int(len(train.y)),
             "n_test_items": len(self.dataset.split("test")),
             "layer_weights": None if weights is None else [round(float(w), 4) for w in weights],
-            "probe_epochs": probe.epochs,
+            "probe_epochs": sum(point["epochs"] for point in chosen.curve),  # passes over the rows, whole grid
+            "probe_choice": {"l2": chosen.config.l2, "lr": chosen.config.lr if probe_cfg.kind == "mlp" else None,
+                             "at_edge": chosen.at_edge},
+            "probe_valid_curve": chosen.curve,
             "train_s": round(train_s, 3),
             "extract_s": round(self.extract_s, 3),
             "upstream_provenance": self.provenance,
@@ -240,19 +278,23 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
             upstream_start = time.perf_counter()
             stage(u_index, f"{upstream}: preparing (pretraining if its checkpoint is missing)")
             options = {**prepare_upstream(upstream, cfg.quick, cfg.progress), **cfg.overrides.get(upstream, {})}
-            for task, spec in cfg.tasks.items():
-                stage(u_index, f"{upstream} x {task}: features (cached ones are reused), then probes")
-                try:
-                    runner = TaskRunner(cfg, log, upstream, options, task, spec, datasets[task])
-                except MelbenchError as err:
-                    print(f"  skipped {upstream} x {task}: {err}", flush=True)
-                    counts["failed_pairs"] += 1
-                    continue
-                for path, reason in runner.skipped:
-                    print(f"  skipped item: {reason}", flush=True)
-                jobs = runner.jobs()
-                for fraction, seed, layer in tqdm(jobs, desc=f"probe {upstream} x {task}", disable=not cfg.progress):
-                    counts["done" if runner.run(fraction, seed, layer) else "skipped_done"] += 1
+            for variant in variants(options):
+                label = upstream + (f"[{variant.name}]" if variant.name else "")
+                for task, spec in cfg.tasks.items():
+                    if variant.scope == CURVE and spec.level != "clip":
+                        continue
+                    stage(u_index, f"{label} x {task}: features (cached ones are reused), then probes")
+                    try:
+                        runner = TaskRunner(cfg, log, upstream, variant, task, spec, datasets[task])
+                    except MelbenchError as err:
+                        print(f"  skipped {label} x {task}: {err}", flush=True)
+                        counts["failed_pairs"] += 1
+                        continue
+                    for path, reason in runner.skipped:
+                        print(f"  skipped item: {reason}", flush=True)
+                    jobs = runner.jobs()
+                    for fraction, seed, layer in tqdm(jobs, desc=f"probe {label} x {task}", disable=not cfg.progress):
+                        counts["done" if runner.run(fraction, seed, layer) else "skipped_done"] += 1
             upstream_min.append((time.perf_counter() - upstream_start) / 60)
         write_report(cfg.out_dir)
     minutes = (time.perf_counter() - started) / 60

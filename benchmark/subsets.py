@@ -1,9 +1,11 @@
 """Low-data subsets of a training split: seeded, stratified, grouped and nested.
 
 The unit of selection is an item's recording: its `source_item` (the piece, sentence or note
-render it came from, which embedded datasets record) or else its `group`. So crops of one
-piece, or one sentence in two voices, are always selected together, while a coarse split
-group (e.g. every note of one GM program) does not make the smallest subsets coarse.
+render it came from, which embedded datasets record and a manifest may name) or else the item
+itself. So crops of one piece, or one sentence in two voices, are always selected together,
+while the split `group` (e.g. every note of one GM program, or every crop of a track in a
+manifest without `source_item`) never makes the smallest subsets coarse: a label fraction
+means that share of the training items.
 
 For a seed, every unit of the training split gets one position
 in a single ordering; the subset at fraction f is the shortest prefix holding at least
@@ -25,8 +27,8 @@ from benchmark.dataset import Item
 
 
 def unit_of(item: Item) -> str:
-    """The recording an item comes from: `source_item` if the manifest has it, else `group`."""
-    return str(item.extra.get("source_item", item.group))
+    """The recording an item comes from: `source_item` if the manifest has it, else the item."""
+    return str(item.extra.get("source_item", f"item:{item.id}"))
 
 
 def _item_labels(item: Item) -> set[str]:

@@ -4,6 +4,7 @@ Unknown keys and wrong types are rejected with the file, line and the known keys
 """
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,17 @@ import yaml
 
 from benchmark.config import build_config
 from benchmark.errors import MelbenchError
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-5` as a float as YAML 1.2 does (1.1 wants `1.0e-5`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$"
+               r"|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
 
 DEFAULT_TASKS_FILE = Path(__file__).resolve().parent.parent / "tasks.yaml"
 LEVELS = ("frame", "clip")
@@ -34,6 +46,10 @@ class TaskSpec:
             subset's rows (for frame-level sets, whose neighbouring frames are near copies);
             None uses every row.
         description: one line for `melbench list`.
+        l2_grid: the probe's candidate L2 strengths, chosen per (upstream, fraction, seed) on
+            the validation split by the headline metric (`downstreams.selection`).
+        lr_grid: the MLP probe's candidate learning rates (the linear probe's L-BFGS has none).
+        lbfgs_iters: L-BFGS iterations per grid point of the linear probe.
     """
 
     dataset: str
@@ -45,6 +61,9 @@ class TaskSpec:
     seeds: int = 3
     max_train_rows: int | None = None
     description: str = ""
+    l2_grid: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+    lr_grid: tuple[float, ...] = (1e-3, 3e-3)
+    lbfgs_iters: int = 100
 
 
 def _line(node: yaml.Node) -> int:
@@ -72,7 +91,7 @@ def load_tasks(path: str | Path = DEFAULT_TASKS_FILE) -> dict[str, TaskSpec]:
     """
     path = Path(path)
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
     except OSError as err:
         raise MelbenchError(f"{path}: cannot read tasks file ({err.strerror})") from None
     except yaml.YAMLError as err:
@@ -109,7 +128,7 @@ def _checked(node: yaml.Node, known: list[str], path: str, what: str) -> dict[st
     for key, (knode, _) in _mapping(node, path).items():
         if key not in known:
             raise MelbenchError(f"{path}:{_line(knode)}: unknown key {key!r} in {what}; known: {', '.join(known)}")
-    data = yaml.safe_load(yaml.serialize(node))
+    data = yaml.load(yaml.serialize(node), Loader=_Loader)
     return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
@@ -125,8 +144,16 @@ def _validate(spec: TaskSpec, where: str) -> None:
     unknown = [m for m in spec.metrics if m not in METRICS]
     if unknown:
         raise MelbenchError(f"{where}: unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
-    if spec.probe not in ("linear", "mlp"):
-        raise MelbenchError(f"{where}: probe must be linear or mlp, got {spec.probe!r}")
+    from downstreams.probes import PROBE_KINDS
+
+    if spec.probe not in PROBE_KINDS:
+        raise MelbenchError(f"{where}: probe must be one of {', '.join(PROBE_KINDS)}, got {spec.probe!r}")
+    for name in ("l2_grid", "lr_grid"):
+        values = getattr(spec, name)
+        if not values or any(v <= 0 for v in values) or len(set(values)) != len(values):
+            raise MelbenchError(f"{where}: {name} must be distinct positive numbers, got {list(values)}")
+    if spec.lbfgs_iters < 1:
+        raise MelbenchError(f"{where}: lbfgs_iters must be >= 1, got {spec.lbfgs_iters}")
     bad = [f for f in spec.fractions if not 0 < f <= 1]
     if bad or not spec.fractions:
         raise MelbenchError(f"{where}: fractions must be in (0, 1], got {list(spec.fractions)}")

@@ -103,6 +103,20 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
         json.dump(record, f, indent=2)
 
 
+def save_snapshot(folder: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:
+    """Write a loadable (not resumable) checkpoint: `model.safetensors`, then `config.json`.
+
+    Args:
+        folder: created if needed.
+        model: the unwrapped model.
+        record: its `config.json` facts.
+    """
+    folder = Path(folder)
+    write_tensors(folder / MODEL_FILE, _contiguous(model.state_dict()))
+    with atomic_write(folder / CONFIG_FILE, "w") as f:
+        json.dump(record, f, indent=2)
+
+
 def read_record(folder: Path) -> dict[str, Any]:
     """The JSON record inside `train_state.safetensors`."""
     path = Path(folder) / STATE_FILE

@@ -1,9 +1,11 @@
 """Probes on frozen features: linear or one-hidden-layer MLP, over one layer or a learned
-softmax-weighted sum of layers (as SUPERB).
+softmax-weighted sum of layers (as SUPERB), with their hyper-parameters chosen on the
+validation split (`downstreams.selection`).
 
-Features are standardised with statistics of the training subset only. Training stops early
-on the validation loss, and the weights of the best validation epoch are kept: the test split
-plays no part in training or model selection.
+Features are standardised with statistics of the training subset only. The linear probe is
+L2-regularised logistic regression (softmax, or one sigmoid per tag) fitted full-batch by
+L-BFGS, which has no learning rate or epoch count to tune; the MLP trains with Adam and early
+stopping on the validation loss. The test split plays no part in training or selection.
 """
 
 from dataclasses import dataclass
@@ -23,29 +25,29 @@ class ProbeConfig:
     Attributes:
         kind: "linear" or "mlp" (one hidden layer, ReLU, dropout).
         layer: which hidden layer to probe; None learns a softmax-weighted sum of all layers.
+        l2: L2 strength: the objective is the mean loss + l2 / 2 * (sum of squared head
+            weights; biases and layer weights are not penalised).
+        lr: Adam learning rate (mlp only: L-BFGS needs none).
+        lbfgs_iters: L-BFGS iterations (linear only; warm starts along a grid need fewer).
         hidden_dim: MLP width.
-        lr: Adam learning rate.
-        weight_decay: L2 penalty (AdamW).
-        batch_size: rows per step.
-        max_epochs: upper bound on passes over the training rows.
-        max_steps: upper bound on optimiser steps (bounds the time on large frame-level sets).
-        patience: epochs without a better validation loss before stopping.
+        batch_size: MLP rows per step.
+        max_epochs: MLP upper bound on passes over the training rows.
+        max_steps: MLP upper bound on optimiser steps (bounds the time on large frame sets).
+        patience: MLP epochs without a better validation loss before stopping.
         dropout: MLP dropout.
-        max_valid_rows: validation rows scored after each epoch for early stopping (a fixed
-            random subset when there are more: frame-level sets have ~10^5 rows).
     """
 
     kind: str = "linear"
     layer: int | None = None
-    hidden_dim: int = 256
+    l2: float = 1e-3
     lr: float = 3e-3
-    weight_decay: float = 1e-4
+    lbfgs_iters: int = 100
+    hidden_dim: int = 256
     batch_size: int = 256
     max_epochs: int = 500
     max_steps: int = 3000
     patience: int = 20
     dropout: float = 0.1
-    max_valid_rows: int = 20000
 
 
 class Probe(nn.Module):
@@ -64,6 +66,9 @@ class Probe(nn.Module):
         self.layer_logits = nn.Parameter(torch.zeros(n_layers)) if config.layer is None else None
         if config.kind == "linear":
             self.head = nn.Linear(in_dim, n_classes)
+            # zeros: the L2 path starts at its strongest penalty, whose solution is near zero
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         elif config.kind == "mlp":
             self.head = nn.Sequential(
                 nn.Linear(in_dim, config.hidden_dim), nn.ReLU(), nn.Dropout(config.dropout),
@@ -77,6 +82,10 @@ class Probe(nn.Module):
         if self.layer_logits is None:
             return None
         return torch.softmax(self.layer_logits.detach(), 0).numpy()
+
+    def penalty(self) -> torch.Tensor:
+        """Sum of squared head weights (not biases): what the L2 strength multiplies."""
+        return sum((m.weight ** 2).sum() for m in self.head.modules() if isinstance(m, nn.Linear))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`(batch, layers, dim)` standardised features -> `(batch, classes)` logits."""
@@ -95,7 +104,7 @@ class FittedProbe:
     mean: np.ndarray  # (layers, dim)
     std: np.ndarray  # (layers, dim)
     multilabel: bool
-    epochs: int
+    epochs: int  # MLP epochs, or L-BFGS iterations
     best_valid_loss: float
 
     @torch.no_grad()
@@ -122,18 +131,108 @@ def _loss_fn(multilabel: bool) -> nn.Module:
     return nn.BCEWithLogitsLoss() if multilabel else nn.CrossEntropyLoss()
 
 
-def _target(y: np.ndarray, multilabel: bool) -> torch.Tensor:
+def target(y: np.ndarray, multilabel: bool) -> torch.Tensor:
+    """Labels as the tensor the loss takes: float multi-hot, or int64 class indices."""
     return torch.from_numpy(y.astype(np.float32)) if multilabel else torch.from_numpy(y.astype(np.int64))
 
 
 @torch.no_grad()
-def _mean_loss(model: Probe, x: np.ndarray, y: np.ndarray, multilabel: bool, batch_size: int) -> float:
+def mean_loss(model: Probe, x: np.ndarray, y: np.ndarray, multilabel: bool, batch_size: int = 4096) -> float:
+    """Mean unpenalised loss of `model` on standardised rows `x`."""
     model.eval()
     loss_fn, total = _loss_fn(multilabel), 0.0
     for start in range(0, len(x), batch_size):
         xb = torch.from_numpy(x[start : start + batch_size])
-        total += float(loss_fn(model(xb), _target(y[start : start + batch_size], multilabel))) * len(xb)
+        total += float(loss_fn(model(xb), target(y[start : start + batch_size], multilabel))) * len(xb)
     return total / max(1, len(x))
+
+
+class Standardised:
+    """Training and validation rows standardised with the training subset's statistics."""
+
+    def __init__(self, x_train: np.ndarray, x_valid: np.ndarray):
+        self.mean = x_train.mean(0, dtype=np.float64).astype(np.float32)  # (L, D), training subset only
+        self.std = x_train.std(0, dtype=np.float64).astype(np.float32) + 1e-5
+        self.train = ((x_train - self.mean) / self.std).astype(np.float32)
+        self.valid = ((x_valid - self.mean) / self.std).astype(np.float32)
+
+
+def one_thread_if_small(x_train: np.ndarray) -> int | None:
+    """Small probes run faster on one thread (no fork/join per tiny matmul) and do not fight
+    other work for the cores; large frame-level sets keep torch's default.
+
+    Returns:
+        The previous thread count to restore, or None if nothing changed.
+    """
+    if x_train[0].size * len(x_train) >= SMALL_PROBLEM:
+        return None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return threads
+
+
+def fit_lbfgs(model: Probe, xt: torch.Tensor, yt: torch.Tensor, multilabel: bool, config: ProbeConfig) -> int:
+    """Minimise mean loss + l2 / 2 * penalty over the full batch, from the model's current weights.
+
+    Args:
+        model: a linear probe (its weights are the warm start).
+        xt: `(rows, layers, dim)` standardised training rows.
+        yt: their targets.
+        multilabel: sigmoid/BCE instead of softmax/cross-entropy.
+        config: gives `l2` and `lbfgs_iters`.
+
+    Returns:
+        The L-BFGS iterations run.
+    """
+    model.train()
+    loss_fn = _loss_fn(multilabel)
+    optimiser = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=config.lbfgs_iters, history_size=10,
+                                  tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = loss_fn(model(xt), yt) + 0.5 * config.l2 * model.penalty()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return int(optimiser.state[optimiser._params[0]].get("n_iter", 0))
+
+
+def fit_adam(model: Probe, data: Standardised, y_train: np.ndarray, y_valid: np.ndarray, multilabel: bool,
+             config: ProbeConfig, seed: int) -> tuple[int, float]:
+    """Mini-batch Adam on mean loss + l2 / 2 * penalty, keeping the best validation-loss epoch.
+
+    Returns:
+        (epochs run, best validation loss); the model holds the best epoch's weights.
+    """
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loss_fn = _loss_fn(multilabel)
+    generator = torch.Generator().manual_seed(seed)
+    best_loss, best_state, bad_epochs, epoch, steps = float("inf"), None, 0, 0, 0
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        for idx in torch.randperm(len(data.train), generator=generator).split(config.batch_size):
+            idx_np = idx.numpy()
+            loss = loss_fn(model(torch.from_numpy(data.train[idx_np])), target(y_train[idx_np], multilabel))
+            loss = loss + 0.5 * config.l2 * model.penalty()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            steps += 1
+        valid_loss = mean_loss(model, data.valid, y_valid, multilabel)
+        if valid_loss < best_loss - 1e-6:
+            best_loss, bad_epochs = valid_loss, 0
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+            if bad_epochs >= config.patience:
+                break
+        if steps >= config.max_steps:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return epoch, best_loss
 
 
 def train_probe(
@@ -146,12 +245,12 @@ def train_probe(
     config: ProbeConfig,
     seed: int,
 ) -> FittedProbe:
-    """Fit a probe with early stopping on the validation loss.
+    """Fit one probe at fixed hyper-parameters (`downstreams.selection` chooses them).
 
     Args:
         x_train: `(rows, layers, dim)` training features.
         y_train: `(rows,)` class indices, or `(rows, classes)` multi-hot for multilabel.
-        x_valid: validation features, same layout.
+        x_valid: validation features, same layout (the MLP's early stopping).
         y_valid: validation labels.
         n_classes: number of classes or tags.
         multilabel: sigmoid/BCE instead of softmax/cross-entropy.
@@ -159,55 +258,20 @@ def train_probe(
         seed: initialisation and shuffling seed.
 
     Returns:
-        The probe with the weights of its best validation epoch.
+        The fitted probe.
     """
-    # Small probes run faster on one thread (no fork/join per tiny matmul) and do not fight
-    # other work for the cores; large frame-level sets keep torch's default.
-    threads = torch.get_num_threads()
-    if x_train[0].size * len(x_train) < SMALL_PROBLEM:
-        torch.set_num_threads(1)
+    threads = one_thread_if_small(x_train)
     try:
-        return _train(x_train, y_train, x_valid, y_valid, n_classes, multilabel, config, seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(
-    x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
-    n_classes: int, multilabel: bool, config: ProbeConfig, seed: int,
-) -> FittedProbe:
-    torch.manual_seed(seed)
-    mean = x_train.mean(0, dtype=np.float64).astype(np.float32)  # (L, D), training subset only
-    std = x_train.std(0, dtype=np.float64).astype(np.float32) + 1e-5
-    xt = ((x_train - mean) / std).astype(np.float32)
-    if len(x_valid) > config.max_valid_rows:
-        keep = np.sort(np.random.default_rng(seed).choice(len(x_valid), config.max_valid_rows, replace=False))
-        x_valid, y_valid = x_valid[keep], y_valid[keep]
-    xv = ((x_valid - mean) / std).astype(np.float32)
-    model = Probe(x_train.shape[1], x_train.shape[2], n_classes, config)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = _loss_fn(multilabel)
-    generator = torch.Generator().manual_seed(seed)
-    best_loss, best_state, bad_epochs, epoch, steps = float("inf"), None, 0, 0, 0
-    for epoch in range(1, config.max_epochs + 1):
-        model.train()
-        for idx in torch.randperm(len(xt), generator=generator).split(config.batch_size):
-            idx_np = idx.numpy()
-            loss = loss_fn(model(torch.from_numpy(xt[idx_np])), _target(y_train[idx_np], multilabel))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            steps += 1
-        valid_loss = _mean_loss(model, xv, y_valid, multilabel, 4096)
-        if valid_loss < best_loss - 1e-6:
-            best_loss, bad_epochs = valid_loss, 0
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        torch.manual_seed(seed)
+        data = Standardised(x_train, x_valid)
+        model = Probe(x_train.shape[1], x_train.shape[2], n_classes, config)
+        if config.kind == "linear":
+            epochs = fit_lbfgs(model, torch.from_numpy(data.train), target(y_train, multilabel), multilabel, config)
+            valid_loss = mean_loss(model, data.valid, y_valid, multilabel)
         else:
-            bad_epochs += 1
-            if bad_epochs >= config.patience:
-                break
-        if steps >= config.max_steps:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return FittedProbe(model, mean, std, multilabel, epoch, best_loss)
+            epochs, valid_loss = fit_adam(model, data, y_train, y_valid, multilabel, config, seed)
+        return FittedProbe(model, data.mean, data.std, multilabel, epochs, valid_loss)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(threads)
+

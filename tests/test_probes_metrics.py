@@ -26,7 +26,8 @@ def make_items(n_groups: int, per_group: int = 2, seed: int = 0) -> list[Item]:
     for g in range(n_groups):
         label = classes[rng.integers(len(classes))] if g >= 3 else ["common", "mid", "rare"][g]
         for k in range(per_group):
-            items.append(Item(id=f"g{g}_{k}", path=f"x{g}_{k}.wav", split="train", group=f"g{g}", duration_s=1.0, labels=(label,)))
+            items.append(Item(id=f"g{g}_{k}", path=f"x{g}_{k}.wav", split="train", group=f"g{g}", duration_s=1.0,
+                              labels=(label,), extra={"source_item": f"g{g}"}))
     return items
 
 
@@ -39,8 +40,8 @@ def test_subsets_are_nested_grouped_stratified_and_deterministic() -> None:
             ids = {i.id for i in subset}
             assert previous <= ids  # nested
             previous = ids
-            groups = {i.group for i in subset}
-            assert ids == {i.id for i in items if i.group in groups}  # whole groups only
+            units = {i.extra["source_item"] for i in subset}
+            assert ids == {i.id for i in items if i.extra["source_item"] in units}  # whole recordings only
             assert {i.labels[0] for i in subset} == {"common", "mid", "rare"}  # every class present
             assert len(subset) >= np.ceil(fraction * len(items))
         assert [i.id for i in low_data_subset(items, 0.1, seed)] == [i.id for i in low_data_subset(items, 0.1, seed)]

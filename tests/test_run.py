@@ -14,7 +14,8 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.errors import MelbenchError
-from benchmark.report import effect, write_report
+from benchmark.report import write_report
+from benchmark.report_stats import effect
 from benchmark.runs import RunLog, read_runs
 
 DEMO_TASKS = str(Path(__file__).parent / "demo_tasks.yaml")
@@ -102,7 +103,7 @@ def test_report_from_a_small_runs_file(tmp_path: Path) -> None:
     md = (tmp_path / "leaderboard.md").read_text()
     assert "| better | **0.800 ±" in md
     report = (tmp_path / "REPORT.md").read_text()
-    assert "better in 1**, **worse in 0** and not distinguishable in 1" in report
+    assert "better in **1**, worse in **0**, no clear difference in 1 (uncorrected 95% CIs: 1 / 0 / 1)" in report
     by_seed = lambda name: {r["seed"]: r for r in records if r["upstream"] == name}  # noqa: E731
     e = effect(by_seed("better"), by_seed("mel"))
     assert e["diff"] == pytest.approx(0.1) and e["lo"] > 0.05 and e["excludes_zero"]

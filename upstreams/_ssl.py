@@ -316,6 +316,9 @@ def config_record(spec: SSLSpec, config: Any, preset: str, corpus: str, step: in
 RUN_CORPUS = "mix"
 RUN_QUICK = {"preset": "tiny", "steps": 150}
 RUN_FULL = {"preset": "small", "steps": 400}
+# Weights kept along the way, as fractions of the steps: step 0 is the untrained control (same
+# architecture, initial weights and corpus statistics), the others the pretraining-compute curve.
+RUN_SNAPSHOTS = (0.0, 0.125, 0.25, 0.5)
 
 
 def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -341,6 +344,8 @@ def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True) -> di
         build(quick=quick)  # the pretraining corpus (idempotent: seconds when already built)
         print(f"{spec.name}: pretraining {plan['preset']} on {corpus} for {plan['steps']} steps -> {folder}", flush=True)
         # resume=True continues a killed earlier attempt exactly, or starts afresh if there is none.
+        snapshot_steps = tuple(sorted({round(f * plan["steps"]) for f in RUN_SNAPSHOTS}))
         pretrain(PretrainOptions(upstream=spec.name, corpus=RUN_CORPUS, quick=quick, preset=plan["preset"],
-                                 steps=plan["steps"], out=folder, resume=True, progress=progress))
+                                 steps=plan["steps"], out=folder, resume=True, progress=progress,
+                                 snapshot_steps=snapshot_steps))
     return {"checkpoint": str(folder)}

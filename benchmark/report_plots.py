@@ -1,0 +1,158 @@
+"""The report's figures, drawn from runs.jsonl records alone: the summary heatmap, the low-data
+curves, the per-layer probes and the pretraining-compute curves."""
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.report_stats import (
+    FDR_Q, Comparison, Table, is_baseline, is_control, is_snapshot, summarise, upstream_label,
+)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> list[Path]:
+    """low_data_<task>.png (metric vs fraction, CI bands, Mel dashed) and layers_<task>.png.
+
+    Args:
+        records: every run record.
+        table: `collect(records)`.
+        out_dir: the results folder.
+
+    Returns:
+        The files written.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    written = []
+    for task in sorted({t for t, _, _ in table}):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for u in sorted({u for t, u, _ in table if t == task and not is_snapshot(u)}):
+            fractions = sorted(f for t, uu, f in table if t == task and uu == u)
+            s = [summarise(table[(task, u, f)]) for f in fractions]
+            style = "--" if is_baseline(u) else ":" if is_control(u) else "-"
+            line, = ax.plot(fractions, [x["mean"] for x in s], style, marker="o", label=u)
+            ax.fill_between(fractions, [x["lo"] for x in s], [x["hi"] for x in s], alpha=0.2, color=line.get_color())
+        ax.set_xscale("log")
+        all_fractions = sorted({f for t, _, f in table if t == task})
+        ax.set_xticks(all_fractions, [f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in all_fractions])
+        ax.minorticks_off()
+        if len(all_fractions) == 1:  # a single point leaves a zero-width log axis that no layout can fit
+            ax.set_xlim(all_fractions[0] / 2, all_fractions[0] * 2)
+        ax.set_xlabel("label fraction of the training split")
+        ax.set_ylabel(s[0]["metric"])
+        ax.set_title(f"{task}: low-data curve (95% CI)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        written.append(out_dir / f"low_data_{task}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    per_layer: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    layer_metric: dict[str, str] = {}
+    for r in records:
+        if r.get("layer") is not None:
+            per_layer[r["task"]][upstream_label(r)][r["layer"]] = r["metrics"][r["headline_metric"]]["value"]
+            layer_metric[r["task"]] = r["headline_metric"]
+    for task, by_upstream in sorted(per_layer.items()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for u, values in sorted(by_upstream.items()):
+            layers = sorted(values)
+            ax.plot(layers, [values[k] for k in layers], marker="o", label=u)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
+        ax.set_xlabel("layer (0 = input embedding)")
+        ax.set_ylabel(layer_metric[task])
+        ax.set_title(f"{task}: probe per layer (largest fraction, seed 0)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        written.append(out_dir / f"layers_{task}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
+
+
+def write_summary_plot(comparisons: list[Comparison], out_dir: Path) -> Path | None:
+    """summary.png: effect over Mel per upstream (rows) x task and label budget (columns).
+
+    Args:
+        comparisons: `report_stats.compare(table)`.
+        out_dir: the results folder.
+
+    Returns:
+        The file, or None when there is nothing to compare.
+    """
+    if not comparisons:
+        return None
+    plt = _pyplot()
+    columns = sorted({(c.task, c.budget.fraction) for c in comparisons})
+    rows = sorted({c.label for c in comparisons}, key=lambda u: (is_control(u), u))
+    grid = np.full((len(rows), len(columns)), np.nan)
+    marks = {}
+    for c in comparisons:
+        i, j = rows.index(c.label), columns.index((c.task, c.budget.fraction))
+        grid[i, j] = c.effect["diff"]
+        marks[(i, j)] = c.significant
+    limit = max(0.02, float(np.nanmax(np.abs(grid))))
+    fig, ax = plt.subplots(figsize=(max(6, 0.75 * len(columns) + 3), max(2.5, 0.45 * len(rows) + 1.8)))
+    image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for (i, j), significant in marks.items():
+        ax.text(j, i, f"{grid[i, j]:+.2f}" + ("*" if significant else ""), ha="center", va="center", fontsize=7,
+                fontweight="bold" if significant else "normal")
+    budget_of = {(c.task, c.budget.fraction): c.budget for c in comparisons}
+    ax.set_xticks(range(len(columns)), [f"{t}\n{' = '.join(f'{f:.0%}' for f in budget_of[(t, f0)].fractions)}"
+                                        for t, f0 in columns], fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    for j in range(1, len(columns)):  # a line between tasks
+        if columns[j][0] != columns[j - 1][0]:
+            ax.axvline(j - 0.5, color="black", linewidth=1)
+    fig.colorbar(image, ax=ax, label="learned - Mel (headline metric)")
+    ax.set_title(f"Effect over Mel; * = significant after Benjamini-Hochberg (FDR {FDR_Q:.0%})", fontsize=9)
+    fig.tight_layout()
+    path = out_dir / "summary.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_curve_plots(curves: dict[str, dict[str, dict[float, list[dict[str, Any]]]]], out_dir: Path) -> list[Path]:
+    """pretraining_<task>.png: effect over Mel against hours of audio seen in pretraining, with
+    95% CI bands, one line per (upstream, label fraction).
+
+    Args:
+        curves: `report_stats.compute_curves(table)`.
+        out_dir: the results folder.
+
+    Returns:
+        The files written.
+    """
+    plt = _pyplot()
+    written = []
+    for task, by_upstream in sorted(curves.items()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, by_fraction in sorted(by_upstream.items()):
+            for k, (fraction, points) in enumerate(sorted(by_fraction.items())):
+                hours = [p["hours"] for p in points]
+                line, = ax.plot(hours, [p["diff"] for p in points], "-" if k == 0 else "--", marker="o",
+                                label=f"{name}, {fraction:.0%} labels")
+                ax.fill_between(hours, [p["lo"] for p in points], [p["hi"] for p in points], alpha=0.15,
+                                color=line.get_color())
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("hours of audio seen in pretraining (0 = untrained control)")
+        ax.set_ylabel("effect over Mel (learned - Mel, headline metric)")
+        ax.set_title(f"{task}: what pretraining compute buys (95% CI)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(out_dir / f"pretraining_{task}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written

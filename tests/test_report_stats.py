@@ -1,0 +1,124 @@
+"""The report's statistics on synthetic runs.jsonl files with known effects: corrected verdicts,
+budgets that are one subset, the low-data interaction, and intervals at the independent unit."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.metrics import bootstrap, percentile_ci
+from benchmark.report import write_report
+from benchmark.report_stats import benjamini_hochberg, budgets, collect, compare
+from benchmark.report_text import interactions
+
+N_BOOT = 200
+
+
+def record(upstream: str, task: str, fraction: float, seed: int, value: float, noise: np.ndarray,
+           subset: str | None = None, variant: str | None = None) -> dict:
+    """A probe record whose bootstrap replicates are `value + noise` (noise shared = paired)."""
+    boot = (value + noise).round(6).tolist()
+    return {
+        "run_id": f"{upstream}-{variant}-{task}-{fraction}-{seed}", "upstream": upstream, "upstream_options": {},
+        "variant": variant, "checkpoint_sha256": None, "task": task, "dataset": task, "quick": False,
+        "fraction": fraction, "seed": seed, "layer": None, "headline_metric": "accuracy",
+        "metrics": {"accuracy": {"value": value, "ci95": [value - 0.02, value + 0.02]}}, "bootstrap": {"accuracy": boot},
+        "n_test_items": 100, "n_train_items": int(1000 * fraction), "subset_sha256": subset or f"{fraction}-{seed}",
+        "train_s": 0.1, "git_revision": "abc", "date": "2026-01-01",
+    }
+
+
+def family(effects: dict[tuple[str, float], float], n_tasks: int, fractions: tuple[float, ...], seed: int = 0,
+           sd: float = 0.02) -> list[dict]:
+    """Mel and `learned` on `n_tasks` tasks; `effects[(task, fraction)]` is the true effect (default 0).
+
+    Each (task, fraction, seed) has its own test-resample noise shared by both upstreams, and
+    each upstream's point value its own seed noise of `sd`: the null holds where the effect is 0.
+    """
+    rng = np.random.default_rng(seed)
+    records = []
+    for t in range(n_tasks):
+        task = f"task{t}"
+        for fraction in fractions:
+            for s in range(3):
+                shared = rng.normal(0, sd, N_BOOT)
+                for upstream, shift in (("mel", 0.0), ("learned", effects.get((task, fraction), 0.0))):
+                    value = 0.5 + shift + rng.normal(0, sd)
+                    records.append(record(upstream, task, fraction, s, value, shared + rng.normal(0, sd / 2, N_BOOT)))
+    return records
+
+
+def test_a_null_family_gives_at_most_the_expected_false_discoveries() -> None:
+    discoveries, raw = [], []
+    for seed in range(5):
+        comps = compare(collect(family({}, n_tasks=30, fractions=(0.01, 0.05, 0.1, 1.0), seed=seed)))
+        assert len(comps) == 120
+        discoveries.append(sum(c.significant for c in comps))
+        raw.append(sum(c.effect["excludes_zero"] for c in comps))
+    # Under the global null BH keeps the chance of any discovery at or below 5%: over five
+    # families of 120 we allow one; uncorrected 95% intervals exclude zero in about 6 of 120.
+    assert sum(discoveries) <= 1
+    assert sum(raw) > 5 * 2
+
+
+def test_a_planted_effect_survives_the_correction() -> None:
+    comps = compare(collect(family({("task3", 0.01): 0.15}, n_tasks=30, fractions=(0.01, 0.05, 0.1, 1.0))))
+    found = [c for c in comps if c.significant]
+    assert [(c.task, c.budget.fraction, c.verdict) for c in found] == [("task3", 0.01, "better")]
+
+
+def test_benjamini_hochberg_step_up() -> None:
+    # m = 4, q = 0.05: the sorted p-values face thresholds .0125 .025 .0375 .05
+    assert benjamini_hochberg([0.01, 0.04, 0.03, 0.2]) == [True, False, False, False]
+    # step-up: .03 misses its own threshold (.025), but .035 meets rank 3's, so both are rejected
+    assert benjamini_hochberg([0.01, 0.035, 0.03, 0.2]) == [True, True, True, False]
+    assert benjamini_hochberg([0.03, 0.9]) == [False, False]  # .03 > .05 * 1 / 2
+
+
+def test_fractions_that_give_the_same_subsets_are_one_budget(tmp_path: Path) -> None:
+    records = family({}, n_tasks=1, fractions=(0.01, 0.05, 1.0))
+    for r in records:  # the class floor made the 1% and 5% subsets equal for every seed
+        if r["fraction"] in (0.01, 0.05):
+            r["subset_sha256"] = f"floor-{r['seed']}"
+            r["n_train_items"] = 24
+    table = collect(records)
+    (budget_small, budget_all), = budgets(table).values()
+    assert budget_small.fractions == (0.01, 0.05) and budget_all.fractions == (1.0,)
+    assert budget_small.label() == "1% = 5% (24 items)"
+    assert len(compare(table)) == 2  # counted once, not twice
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)
+    assert "| upstream | 1% = 5% (24 items) | 100% (1000 items) |" in (tmp_path / "leaderboard.md").read_text()
+    assert "Across 2 comparisons" in (tmp_path / "REPORT.md").read_text()
+
+
+@pytest.mark.parametrize("small_effect, verdict", [(0.12, "fewer labels favour the learned features"),
+                                                   (-0.12, "fewer labels favour Mel"),
+                                                   (0.0, "no measurable change")])
+def test_the_low_data_interaction_has_the_planted_sign(small_effect: float, verdict: str, tmp_path: Path) -> None:
+    records = family({("task0", 0.01): small_effect}, n_tasks=1, fractions=(0.01, 1.0), sd=0.01)
+    (i,) = interactions(collect(records))
+    assert (i["task"], i["label"], i["small_budget"], i["large_budget"]) == ("task0", "learned", 0.01, 1.0)
+    assert i["lo"] <= i["change"] <= i["hi"]
+    if small_effect:
+        assert np.sign(i["change"]) == np.sign(small_effect) and (i["lo"] > 0 or i["hi"] < 0)
+        assert abs(i["change"] - small_effect) < 0.05
+    else:
+        assert i["lo"] < 0 < i["hi"]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)
+    assert verdict in (tmp_path / "REPORT.md").read_text()
+    assert (tmp_path / "summary.png").stat().st_size > 0
+
+
+def test_correlated_crops_widen_the_interval_when_their_track_is_the_unit() -> None:
+    # 40 tracks x 10 crops; whether a crop is right depends on its track (crops of one track agree)
+    rng = np.random.default_rng(0)
+    track = np.repeat(np.arange(40), 10)
+    right = np.repeat(rng.random(40) < 0.6, 10)
+    y = np.zeros(400, int)
+    scores = np.eye(2)[np.where(right, 0, 1)]
+    lo_crop, hi_crop = percentile_ci(bootstrap("accuracy", y, scores, ("a", "b"), np.arange(400)))
+    lo_track, hi_track = percentile_ci(bootstrap("accuracy", y, scores, ("a", "b"), track))
+    assert hi_track - lo_track > 2 * (hi_crop - lo_crop)  # 40 independent units, not 400

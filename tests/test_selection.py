@@ -1,0 +1,113 @@
+"""Probe hyper-parameters chosen on the validation split only, from one grid shared by every
+upstream, read from the tasks file and recorded with each run."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.cli import main
+from benchmark.errors import MelbenchError
+from benchmark.metrics import accuracy
+from benchmark.runs import read_runs
+from benchmark.tasks import load_tasks
+from downstreams.probes import ProbeConfig
+from downstreams.selection import ProbeGrid, select_probe
+
+GRID = ProbeGrid(l2=(1e-4, 1e-2, 1.0, 100.0))
+
+
+def noisy_problem(n_train: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """4 classes, 2 informative of 64 dims, two layers; validation and test of 400 rows each."""
+    rng = np.random.default_rng(seed)
+    n = n_train + 800
+    y = rng.integers(0, 4, n)
+    x = rng.normal(0, 1, (n, 2, 64)).astype(np.float32)
+    x[:, 1, :2] += 1.5 * np.stack([y % 2, y // 2], 1)
+    return x[:n_train], y[:n_train], x[n_train:-400], y[n_train:-400], x[-400:], y[-400:]
+
+
+def score(y: np.ndarray, scores: np.ndarray) -> float:
+    return accuracy(y, scores, ())
+
+
+def test_the_choice_is_the_best_validation_score_and_small_subsets_need_more_penalty() -> None:
+    chosen = {}
+    for n_train in (24, 2000):
+        xt, yt, xv, yv, _, _ = noisy_problem(n_train)
+        sel = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
+        l2s = [p["l2"] for p in sel.curve]
+        assert l2s == sorted(GRID.l2, reverse=True)[: len(l2s)]  # the path runs strongest first
+        best = max(sel.curve, key=lambda p: (p["valid_score"], -p["valid_loss"]))
+        assert sel.config.l2 == best["l2"]
+        # the returned probe is the chosen point's: its validation accuracy is the recorded one
+        assert score(yv, sel.probe.predict(xv)) == pytest.approx(best["valid_score"], abs=1e-6)
+        assert sel.at_edge == (sel.config.l2 in (min(GRID.l2), max(GRID.l2)))
+        chosen[n_train] = sel.config.l2
+    assert chosen[24] > chosen[2000]  # 24 rows in 128 dims overfit without a strong penalty
+
+
+def test_mlp_grid_spans_learning_rates_and_strengths() -> None:
+    xt, yt, xv, yv, _, _ = noisy_problem(300)
+    grid = ProbeGrid(l2=(1e-3, 1.0), lr=(1e-3, 1e-2))
+    sel = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(kind="mlp", max_epochs=30), grid, score, seed=0)
+    assert sorted((p["lr"], p["l2"]) for p in sel.curve) == [(1e-3, 1e-3), (1e-3, 1.0), (1e-2, 1e-3), (1e-2, 1.0)]
+    assert (sel.config.lr, sel.config.l2) in {(p["lr"], p["l2"]) for p in sel.curve}
+
+
+def test_selection_is_deterministic() -> None:
+    xt, yt, xv, yv, xs, _ = noisy_problem(100)
+    a = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
+    b = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
+    assert a.curve == b.curve and np.array_equal(a.probe.predict(xs), b.probe.predict(xs))
+
+
+def _tasks_file(tmp_path: Path, grid: str) -> Path:
+    path = tmp_path / "tasks.yaml"
+    path.write_text(f"""defaults:
+  l2_grid: [1e-5, 1e-3, 0.1, 10]
+tasks:
+  demo:
+    dataset: demo
+    level: clip
+    labels: multiclass
+    metrics: [accuracy]
+    fractions: [0.25]
+    seeds: 2
+{grid}""")
+    return path
+
+
+def test_grid_comes_from_the_tasks_file_with_per_task_overrides(tmp_path: Path) -> None:
+    assert load_tasks(_tasks_file(tmp_path, "")) ["demo"].l2_grid == (1e-5, 1e-3, 0.1, 10.0)
+    assert load_tasks(_tasks_file(tmp_path, "    l2_grid: [0.5, 5]\n"))["demo"].l2_grid == (0.5, 5.0)
+    with pytest.raises(MelbenchError, match=r"tasks.yaml:\d+: task 'demo': l2_grid must be distinct positive"):
+        load_tasks(_tasks_file(tmp_path, "    l2_grid: [0.5, -1]\n"))
+    with pytest.raises(MelbenchError, match=r"tasks.yaml:11: task 'demo': 'l2_grid'"):
+        load_tasks(_tasks_file(tmp_path, "    l2_grid: [a, b]\n"))
+
+
+def test_every_upstream_gets_the_same_grid_and_the_test_split_plays_no_part(tmp_path: Path, melbench_home: Path) -> None:
+    tasks = _tasks_file(tmp_path, "")
+    run = ["run", "--upstreams", "mel,upstreams._template", "--tasks-file", str(tasks), "--quiet", "--no-layer-sweep"]
+    assert main([*run, "--out", str(tmp_path / "a")]) == 0
+    records = read_runs(tmp_path / "a" / "runs.jsonl")
+    assert {r["upstream"] for r in records} == {"mel", "upstreams._template"}
+    assert all(r["probe_grid"]["l2"] == [1e-5, 1e-3, 0.1, 10.0] for r in records)
+    assert all(r["probe_choice"]["l2"] in r["probe_grid"]["l2"] for r in records)
+    # Swap the test split's labels: the same validation curves and choices, other test scores.
+    manifest = melbench_home / "data" / "demo" / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    classes = sorted({r["labels"][0] for r in rows})
+    for r in rows:
+        if r["split"] == "test":
+            r["labels"] = [classes[(classes.index(r["labels"][0]) + 1) % len(classes)]]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([*run, "--out", str(tmp_path / "b")]) == 0
+    poisoned = read_runs(tmp_path / "b" / "runs.jsonl")
+    key = lambda r: (r["upstream"], r["seed"])  # noqa: E731
+    for a, b in zip(sorted(records, key=key), sorted(poisoned, key=key)):
+        assert a["probe_valid_curve"] == b["probe_valid_curve"] and a["probe_choice"] == b["probe_choice"]
+    assert [r["metrics"]["accuracy"]["value"] for r in sorted(records, key=key)] != \
+        [r["metrics"]["accuracy"]["value"] for r in sorted(poisoned, key=key)]
