@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmark.atomic import atomic_write
 from benchmark.errors import MelbenchError
-from benchmark.report_stats import Table, budgets, collect, compare, compute_curves, is_baseline, summarise
+from benchmark.report_stats import Table, budgets, collect, compare, compute_curves, label_order, summarise
 from benchmark.runs import read_runs
 
 def _fmt(s: dict[str, Any]) -> str:
@@ -29,7 +29,7 @@ def write_leaderboard(table: Table, out_dir: Path) -> None:
              "in bold. A column is a label budget: the fractions that gave it and the labelled items (hours) it holds.", ""]
     rows_csv = []
     for task, task_budgets in sorted(budgets(table).items()):
-        labels = sorted({u for t, u, _ in table if t == task}, key=lambda u: (not is_baseline(u), u))
+        labels = sorted({u for t, u, _ in table if t == task}, key=label_order)
         summaries = {(u, b.fraction): summarise(table[(task, u, b.fraction)])
                      for u in labels for b in task_budgets if (task, u, b.fraction) in table}
         metric = next(iter(summaries.values()))["metric"]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.report_stats import (
-    FDR_Q, Comparison, Table, is_baseline, is_control, is_snapshot, summarise, upstream_label,
+    FDR_Q, Comparison, Table, is_baseline, is_control, is_snapshot, label_order, summarise, upstream_label,
 )
 
 
@@ -19,6 +19,13 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt: Any, fig: Any, path: Path, dpi: int = 110) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> list[Path]:
@@ -54,10 +61,7 @@ def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> l
         ax.set_ylabel(s[0]["metric"])
         ax.set_title(f"{task}: low-data curve (95% CI)")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        written.append(out_dir / f"low_data_{task}.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(plt, fig, out_dir / f"low_data_{task}.png"))
     per_layer: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     layer_metric: dict[str, str] = {}
     for r in records:
@@ -74,10 +78,7 @@ def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> l
         ax.set_ylabel(layer_metric[task])
         ax.set_title(f"{task}: probe per layer (largest fraction, seed 0)")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        written.append(out_dir / f"layers_{task}.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(plt, fig, out_dir / f"layers_{task}.png"))
     return written
 
 
@@ -95,7 +96,7 @@ def write_summary_plot(comparisons: list[Comparison], out_dir: Path) -> Path | N
         return None
     plt = _pyplot()
     columns = sorted({(c.task, c.budget.fraction) for c in comparisons})
-    rows = sorted({c.label for c in comparisons}, key=lambda u: (is_control(u), u))
+    rows = sorted({c.label for c in comparisons}, key=label_order)
     grid = np.full((len(rows), len(columns)), np.nan)
     marks = {}
     for c in comparisons:
@@ -103,11 +104,12 @@ def write_summary_plot(comparisons: list[Comparison], out_dir: Path) -> Path | N
         grid[i, j] = c.effect["diff"]
         marks[(i, j)] = c.significant
     limit = max(0.02, float(np.nanmax(np.abs(grid))))
-    fig, ax = plt.subplots(figsize=(max(6, 0.75 * len(columns) + 3), max(2.5, 0.45 * len(rows) + 1.8)))
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(columns) + 3), max(2.5, 0.45 * len(rows) + 1.8)))
     image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     for (i, j), significant in marks.items():
         ax.text(j, i, f"{grid[i, j]:+.2f}" + ("*" if significant else ""), ha="center", va="center", fontsize=7,
-                fontweight="bold" if significant else "normal")
+                fontweight="bold" if significant else "normal",
+                color="white" if abs(grid[i, j]) > 0.6 * limit else "black")  # readable on dark cells
     budget_of = {(c.task, c.budget.fraction): c.budget for c in comparisons}
     ax.set_xticks(range(len(columns)), [f"{t}\n{' = '.join(f'{f:.0%}' for f in budget_of[(t, f0)].fractions)}"
                                         for t, f0 in columns], fontsize=7)
@@ -117,11 +119,7 @@ def write_summary_plot(comparisons: list[Comparison], out_dir: Path) -> Path | N
             ax.axvline(j - 0.5, color="black", linewidth=1)
     fig.colorbar(image, ax=ax, label="learned - Mel (headline metric)")
     ax.set_title(f"Effect over Mel; * = significant after Benjamini-Hochberg (FDR {FDR_Q:.0%})", fontsize=9)
-    fig.tight_layout()
-    path = out_dir / "summary.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out_dir / "summary.png", dpi=120)
 
 
 def write_curve_plots(curves: dict[str, dict[str, dict[float, list[dict[str, Any]]]]], out_dir: Path) -> list[Path]:
@@ -151,8 +149,5 @@ def write_curve_plots(curves: dict[str, dict[str, dict[float, list[dict[str, Any
         ax.set_ylabel("effect over Mel (learned - Mel, headline metric)")
         ax.set_title(f"{task}: what pretraining compute buys (95% CI)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        written.append(out_dir / f"pretraining_{task}.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(plt, fig, out_dir / f"pretraining_{task}.png"))
     return written

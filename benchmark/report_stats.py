@@ -10,6 +10,7 @@ coarse for a correction over a hundred comparisons).
 """
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,13 @@ def upstream_label(record: dict[str, Any]) -> str:
             if k != "checkpoint"}
     parts = ([record["variant"]] if record.get("variant") else []) + [f"{k}={v}" for k, v in sorted(opts.items())]
     return record["upstream"] + (f"[{', '.join(parts)}]" if parts else "")
+
+
+def label_order(label: str) -> tuple:
+    """Sort key of display names: Mel first, then each upstream, its control, its snapshots by step."""
+    match = re.search(r"\[(random|step=(\d+))", label)
+    rank = 0 if match is None else 1 if match.group(1) == "random" else 2 + int(match.group(2))
+    return (not is_baseline(label), label.split("[")[0], rank, label)
 
 
 def is_baseline(label: str) -> bool:

@@ -147,7 +147,7 @@ def _controls(table: Table) -> list[str]:
 
 def _curves(table: Table) -> list[str]:
     curves = compute_curves(table)
-    rows = [f"| {task} | {name} | {_pct(fraction)} | " + " | ".join(
+    rows = [f"| {task} | {name} | {_pct(fraction)} | " + "; ".join(
                 f"{p['hours']:.2f} h: {p['diff']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]" for p in points) + " |"
             for task, by_upstream in sorted(curves.items()) for name, by_fraction in sorted(by_upstream.items())
             for fraction, points in sorted(by_fraction.items())]

@@ -196,7 +196,7 @@ def fit_lbfgs(model: Probe, xt: torch.Tensor, yt: torch.Tensor, multilabel: bool
         return loss
 
     optimiser.step(closure)
-    return int(optimiser.state[optimiser._params[0]].get("n_iter", 0))
+    return int(optimiser.state[optimiser.param_groups[0]["params"][0]].get("n_iter", 0))
 
 
 def fit_adam(model: Probe, data: Standardised, y_train: np.ndarray, y_valid: np.ndarray, multilabel: bool,

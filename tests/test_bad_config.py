@@ -15,6 +15,8 @@ FILES = {  # written into {tmp} before each case
     "typo.yaml": "tasks:\n  demo:\n    dataset: demo\n    level: clip\n    labels: multiclass\n    metrik: [accuracy]\n",
     "type.yaml": "tasks:\n  demo:\n    dataset: demo\n    level: clip\n    labels: multiclass\n"
                  "    metrics: [accuracy]\n    seeds: three\n",
+    "grid.yaml": "tasks:\n  demo:\n    dataset: demo\n    level: clip\n    labels: multiclass\n"
+                 "    metrics: [accuracy]\n    l2_grid: [0.1, 0]\n",
     "no_path.csv": "file,label\na.wav,x\n",
     "no_label.csv": "path,split\na.wav,train\n",
     "t_no_path.yaml": CLIP_TASK.format("{tmp}/no_path.csv"),
@@ -42,6 +44,9 @@ CASES = [
     ("missing manifest", ["run", "--tasks-file", "{tmp}/t_missing.yaml"], "nope.csv"),
     ("missing audio", ["extract", "mel", "{tmp}/missing.wav"], "missing.wav: no such file or folder"),
     ("missing corpus folder", ["pretrain", "apc", "--corpus", "{tmp}/nowhere"], "nowhere"),
+    ("bad snapshot steps", ["pretrain", "apc", "--corpus", "{tmp}", "--snapshots", "0,half"],
+     "--snapshots '0,half': expected step numbers"),
+    ("probe grid of the wrong kind", ["run", "--tasks-file", "{tmp}/grid.yaml"], "grid.yaml:2: task 'demo': l2_grid must be distinct positive numbers"),
 ]
 
 
