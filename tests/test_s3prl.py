@@ -133,7 +133,7 @@ def test_s3prl_apc_reads_melbench_apc_with_melbench_outputs(tmp_path: Path) -> N
                                       progress=False)).out
     out = tmp_path / "apc.ckpt"
     assert main(["to-s3prl", str(folder), str(out)]) == 0
-    states = torch.load(out, weights_only=False)
+    states = torch.load(out, weights_only=True)  # a melbench file holds tensors and plain data only
     s3prl_apc = APC(80, **states["config"]["model"]["paras"])
     s3prl_apc.load_state_dict(states["model"])  # s3prl's class takes the weights as they are
     wave = torch.from_numpy(np.random.default_rng(3).uniform(-0.3, 0.3, 16000).astype(np.float32))
@@ -142,3 +142,25 @@ def test_s3prl_apc_reads_melbench_apc_with_melbench_outputs(tmp_path: Path) -> N
         _, theirs = s3prl_apc.eval()(mel, torch.tensor([mel.shape[1]]), testing=True)  # last GRU layer (1, T, H)
     ours = load_upstream("apc", {"checkpoint": str(folder)}).extract(wave, layers=True)  # projection + layers
     torch.testing.assert_close(ours[-1], theirs[0], atol=1e-4, rtol=1e-4)
+
+
+class Payload:
+    """A class no s3prl checkpoint holds: unpickling it would run a user's file's code."""
+
+    def __reduce__(self):  # noqa: ANN204 - what a malicious pickle does
+        return (print, ("this must never run",))
+
+
+def test_s3prl_files_are_read_without_unpickling_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import argparse
+
+    from upstreams._s3prl import load_s3prl_file
+
+    good = tmp_path / "good.ckpt"
+    torch.save({"Upstream_Config": argparse.Namespace(a=1), "w": torch.ones(2)}, good)
+    assert load_s3prl_file(good)["Upstream_Config"].a == 1  # s3prl's Namespace is allowed
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"Transformer": Payload()}, bad)
+    with pytest.raises(MelbenchError, match=r"bad.ckpt: refused: it holds print, which melbench does not unpickle"):
+        load_s3prl_file(bad)
+    assert "this must never run" not in capsys.readouterr().out

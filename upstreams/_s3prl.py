@@ -9,7 +9,9 @@ both sides can build the same architecture: post-LayerNorm BERT layers, sinusoid
 added to a Linear projection of the log-Mel frames, GELU (erf) everywhere.
 """
 
+import argparse
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +95,23 @@ HEAD_KEYS = {"head.net.0": "dense", "head.net.2": "LayerNorm", "head.net.3": "ou
 QKV = ("query", "key", "value")
 
 
+# The only classes besides tensors and plain containers that s3prl's checkpoints hold (its
+# runner saves the command-line `Namespace`); torch's weights-only unpickler refuses any other.
+S3PRL_SAFE_GLOBALS = (argparse.Namespace,)
+
+
 def load_s3prl_file(path: str | Path) -> dict[str, Any]:
-    """Read an s3prl checkpoint: a torch pickle (load only files you trust)."""
+    """Read an s3prl checkpoint with torch's weights-only unpickler: tensors, containers and
+    `S3PRL_SAFE_GLOBALS` only, so a file cannot run code; anything else is refused in one line."""
     try:
-        states = torch.load(str(path), map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ModuleNotFoundError, pickle.UnpicklingError) as err:
+        with torch.serialization.safe_globals(list(S3PRL_SAFE_GLOBALS)):
+            states = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        what = f"it holds {found.group(1)}, which" if found else "it holds an object that"
+        raise MelbenchError(f"{path}: refused: {what} melbench does not unpickle (allowed: tensors, containers, "
+                            f"{', '.join(c.__module__ + '.' + c.__qualname__ for c in S3PRL_SAFE_GLOBALS)})") from None
+    except (OSError, RuntimeError, EOFError, ModuleNotFoundError) as err:
         raise MelbenchError(f"{path}: cannot read as an s3prl checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(states, dict):
         raise MelbenchError(f"{path}: not an s3prl checkpoint (a {type(states).__name__}, expected a dict)")
