@@ -133,3 +133,18 @@ def select_probe(
     finally:
         if threads is not None:
             torch.set_num_threads(threads)
+
+
+def train_probe(
+    x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, n_classes: int,
+    multilabel: bool, config: ProbeConfig, seed: int,
+) -> FittedProbe:
+    """Fit one probe at the fixed hyper-parameters of `config`: `select_probe` over a one-point
+    grid (the validation split then only serves the MLP's early stopping).
+
+    Returns:
+        The fitted probe.
+    """
+    grid = ProbeGrid(l2=(config.l2,), lr=(config.lr,))
+    return select_probe(x_train, y_train, x_valid, y_valid, n_classes, multilabel, config, grid,
+                        lambda y, scores: 0.0, seed).probe

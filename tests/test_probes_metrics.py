@@ -16,7 +16,8 @@ from benchmark.metrics import (
     roc_auc_macro,
 )
 from benchmark.subsets import low_data_subset
-from downstreams.probes import ProbeConfig, train_probe
+from downstreams.probes import ProbeConfig
+from downstreams.selection import train_probe
 
 
 def make_items(n_groups: int, per_group: int = 2, seed: int = 0) -> list[Item]:
