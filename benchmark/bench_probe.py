@@ -12,6 +12,7 @@ from benchmark.audio import load_audio
 from benchmark.bench import COMPARED, BenchConfig, bench_options, timed
 from benchmark.dataset import load_dataset_dir
 from benchmark.demo import build_demo_dataset
+from benchmark.fingerprints import dataset_fingerprint
 from benchmark.home import melbench_home
 from benchmark.registry import load_upstream
 from benchmark.run import RunConfig, TaskRunner
@@ -45,17 +46,18 @@ def bench_probe_cache(cfg: BenchConfig) -> dict[str, Any]:
     variant = Variant(None, options, None, FULL)
     out_dir = melbench_home() / "probe-runs"
     run_cfg = RunConfig(upstreams=(COMPARED,), tasks={"demo": spec}, out_dir=out_dir, progress=False)
+    upstream = load_upstream(COMPARED, options)
+    pair = (COMPARED, variant, "demo", spec, dataset, dataset_fingerprint(dataset), upstream.num_layers)
     with RunLog(out_dir / "warm-up") as log:  # extracts and caches the features, off the clock
-        TaskRunner(run_cfg, log, COMPARED, variant, "demo", spec, dataset)
+        TaskRunner(run_cfg, log, *pair).load()
     start = time.perf_counter()
     with RunLog(out_dir) as log:
-        runner = TaskRunner(run_cfg, log, COMPARED, variant, "demo", spec, dataset)
+        runner = TaskRunner(run_cfg, log, *pair)
         for fraction, seed, layer in runner.jobs():
             runner.run(fraction, seed, layer)
     cached_s = time.perf_counter() - start
     records = read_runs(out_dir / "runs.jsonl")
 
-    upstream = load_upstream(COMPARED, options)
     train = dataset.split("train")
     waves = [torch.from_numpy(np.ascontiguousarray(load_audio(i.path, upstream.sample_rate))) for i in train]
 

@@ -2,17 +2,20 @@
 
 On-disk format, under `$MELBENCH_HOME/features/`:
 
-    <upstream>/<key>/key.json              the full cache key (upstream, options,
-                                           checkpoint sha256, layers, format version)
+    <upstream>/<key>/key.json              the full cache key (upstream, options, code and
+                                           checkpoint fingerprints, layers, format version)
     <upstream>/<key>/<ii>/<item>.npy       float32 features of one item: (n_frames, dim),
                                            or (num_layers, n_frames, dim) with layers=True;
                                            pooled: (2 * dim,) or (num_layers, 2 * dim)
 
 `<key>` is the first 16 hex digits of the sha256 of key.json's canonical JSON; `<item>` is
 the sha256 of the audio file's bytes (so renamed copies hit, edited files miss) and `<ii>`
-its first two digits. Files are written to a temporary name and renamed, so a kill never
-leaves half an entry; an unreadable entry counts as a miss and is rewritten. `.npy` files
-are read memory-mapped.
+its first two digits. The code fingerprint (`benchmark.fingerprints.code_fingerprint`) covers
+the upstream's module and the project modules it imports, so a fix in an upstream or one of
+its helpers is a miss. Files are written to a temporary name and renamed, so a kill never
+leaves half an entry. An entry is checked (whole, finite) when written and again only when its
+size or modification time changed; an unreadable or non-finite entry counts as a miss and is
+rewritten. `.npy` files are read memory-mapped.
 """
 
 import hashlib
@@ -21,47 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from benchmark.atomic import atomic_write
 from benchmark.errors import MelbenchError
+from benchmark.fingerprints import code_fingerprint, is_verified, mark_verified, path_sha256
 from benchmark.home import melbench_home
 
-CACHE_FORMAT = 1
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, read in chunks.
-
-    Args:
-        path: the file.
-        chunk_bytes: read size.
-
-    Returns:
-        The hex digest.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def path_sha256(path: str | Path) -> str:
-    """sha256 of a file, or of a folder's files (names and contents, sorted by name).
-
-    Args:
-        path: a checkpoint file or folder.
-
-    Returns:
-        The hex digest.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return file_sha256(path)
-    digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{f.relative_to(path)}\0{file_sha256(f)}\n".encode())
-    return digest.hexdigest()
+CACHE_FORMAT = 2  # 2: the key holds the upstream's code fingerprint
 
 
 def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool = False) -> dict[str, Any]:
@@ -71,6 +41,7 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
         upstream: upstream name.
         options: its `load` options; a `checkpoint` path (file or folder) is replaced by its
             sha256, and so is a `weights` path (the `hear` adapter's weights file).
+            The upstream's code fingerprint is computed from its name and these options.
         layers: whether every hidden layer is stored.
         pool: whether frames are stored pooled (mean and std over time) instead of per frame.
 
@@ -85,6 +56,7 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
         "format": CACHE_FORMAT,
         "upstream": upstream,
         "options": opts,
+        "code_sha256": code_fingerprint(upstream, options),
         "checkpoint_sha256": path_sha256(ckpt) if ckpt else None,
         "layers": layers,
         "pool": "mean+std" if pool else None,
@@ -114,14 +86,24 @@ class FeatureCache:
         return self.dir / item[:2] / f"{item}.npy"
 
     def get(self, item: str) -> np.ndarray | None:
-        """Features of `item`, memory-mapped, or None if absent or unreadable."""
+        """Features of `item`, memory-mapped, or None if absent, unreadable or not finite.
+
+        An entry already checked at its present size and modification time is not read to
+        check it again; any other is read whole once.
+        """
         path = self.path(item)
         if not path.exists():
             return None
         try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
+            feats = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError):
             return None
+        if not is_verified(path):
+            if not np.isfinite(feats).all():  # damaged on disk: never probe on it
+                tqdm.write(f"melbench: warning: {path} holds NaN/Inf; recomputing")
+                return None
+            mark_verified(path)
+        return feats
 
     def put(self, item: str, features: np.ndarray) -> Path:
         """Store an item's features atomically.
@@ -140,4 +122,5 @@ class FeatureCache:
         except OSError as err:  # e.g. a full disk: the temporary file is gone, the cache unchanged
             raise MelbenchError(f"{path}: cannot write features ({err.strerror or err}); "
                                 "the cache is unchanged, free space and run again") from None
+        mark_verified(path)  # the caller passes finite features only (`benchmark.extract`)
         return path

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.checkpoints import DEFAULT_CHECKPOINT
 from benchmark.config import parse_overrides
 from benchmark.errors import MelbenchError
 
@@ -18,12 +19,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     from benchmark.registry import available_upstreams, describe
     from benchmark.tasks import load_tasks
 
+    upstreams, tasks = available_upstreams(), load_tasks(args.tasks_file)
+    width = max(map(len, [*upstreams, *tasks])) + 2
     print("upstreams:")
-    for name, path in available_upstreams().items():
-        print(f"  {name:<14} {describe(name)}")
-    print(f"tasks ({args.tasks}):")
-    for name, spec in load_tasks(args.tasks).items():
-        print(f"  {name:<14} {spec.level}/{spec.labels}, {spec.dataset}: {spec.description}")
+    for name in upstreams:
+        print(f"  {name:<{width}}{describe(name)}")
+    print(f"tasks ({args.tasks_file}):")
+    for name, spec in tasks.items():
+        print(f"  {name:<{width}}{spec.level}/{spec.labels}, {spec.dataset}: {spec.description}")
     return 0
 
 
@@ -238,8 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--set", action="append", default=[], metavar="KEY=VALUE", help="upstream option (repeatable)"
         )
 
+    def add_tasks_file(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tasks-file", default=str(DEFAULT_TASKS), help="tasks file (default: the repo's tasks.yaml)")
+
     p = sub.add_parser("list", help="list discovered upstreams and the tasks in tasks.yaml")
-    p.add_argument("--tasks", default=str(DEFAULT_TASKS), help="tasks file")
+    add_tasks_file(p)
     p.set_defaults(fn=cmd_list)
 
     p = sub.add_parser(
@@ -276,9 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
         "`torchrun --nproc_per_node N -m benchmark pretrain ...`.",
     )
     p.add_argument("upstream", help="upstream name")
-    p.add_argument("--corpus", default="music", help="music, speech, mix, or a path to audio (default: music)")
+    p.add_argument("--corpus", default=DEFAULT_CHECKPOINT.corpus,
+                   help=f"music, speech, mix, or a path to audio (default: {DEFAULT_CHECKPOINT.corpus}, as `melbench run`)")
     p.add_argument("--quick", action="store_true", help="use the quick build of a named corpus")
-    p.add_argument("--preset", default="small", help="tiny, small, base or large (default: small)")
+    p.add_argument("--preset", default=DEFAULT_CHECKPOINT.preset,
+                   help=f"tiny, small, base or large (default: {DEFAULT_CHECKPOINT.preset})")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="total optimiser steps (default: the preset's max_steps)")
     length.add_argument("--minutes", type=float, help="stop after this many minutes of training")
@@ -308,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fractions", help="comma-separated label fractions, overriding the tasks file")
     p.add_argument("--seeds", type=int, help="seeds per fraction, overriding the tasks file")
     p.add_argument("--out", default="results", help="results folder (default: results)")
-    p.add_argument("--tasks-file", default=str(DEFAULT_TASKS), help="tasks file (default: the repo's tasks.yaml)")
+    add_tasks_file(p)
     p.add_argument("--no-layer-sweep", action="store_true", help="skip the per-layer probes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="load option of the one upstream besides mel, e.g. --upstreams mel,hear:pkg.mod --set "

@@ -11,7 +11,8 @@ import torch
 from tqdm import tqdm
 
 from benchmark.audio import load_audio
-from benchmark.cache import FeatureCache, cache_key, file_sha256
+from benchmark.cache import FeatureCache, cache_key
+from benchmark.fingerprints import content_sha256
 from benchmark.errors import MelbenchError
 from benchmark.registry import load_upstream
 from benchmark.upstream import batch_extract, extract_chunked, pad_batch
@@ -49,9 +50,9 @@ class ExtractReport:
 
 
 def _content_id(path: Path) -> str:
-    """The file's sha256, with one-line errors for missing or unreadable files."""
+    """The file's sha256 (memoised), with one-line errors for missing or unreadable files."""
     try:
-        return file_sha256(path)
+        return content_sha256(path)
     except FileNotFoundError:
         raise MelbenchError(f"{path}: no such file") from None
     except PermissionError:
@@ -167,18 +168,24 @@ def extract_files(
             report.items.append(ItemResult(path, tuple(stored.shape), duration_s, False, cache.path(item)))
         pending.clear()
 
-    for path in tqdm(_duration_order(files), desc=f"extract {upstream_name}", unit="file", disable=not progress):
+    misses: list[tuple[Path, str]] = []
+    for path in tqdm(files, desc=f"cache {upstream_name}", unit="file", disable=not progress, leave=False):
         try:
             item = _content_id(path)
-            feats = cache.get(item)
-            if feats is not None and not np.isfinite(feats).all():  # damaged on disk: never probe on it
-                tqdm.write(f"melbench: warning: {cache.path(item)} (features of {path}) holds NaN/Inf; recomputing")
-                feats = None
-            if feats is not None:
-                duration_s = sf.info(str(path)).duration
-                report.items.append(ItemResult(path, tuple(feats.shape), duration_s, True, cache.path(item)))
-                continue
-            pending.append((path, item, load_audio(path, upstream.sample_rate)))
+        except MelbenchError as err:
+            report.skipped.append((str(path), str(err)))
+            continue
+        feats = cache.get(item)  # None when absent or damaged
+        if feats is None:
+            misses.append((path, item))
+            continue
+        duration_s = sf.info(str(path)).duration
+        report.items.append(ItemResult(path, tuple(feats.shape), duration_s, True, cache.path(item)))
+    item_of = dict(misses)
+    for path in tqdm(_duration_order(list(item_of)), desc=f"extract {upstream_name}", unit="file",
+                     disable=not progress or not misses):
+        try:
+            pending.append((path, item_of[path], load_audio(path, upstream.sample_rate)))
         except MelbenchError as err:
             report.skipped.append((str(path), str(err)))
             continue

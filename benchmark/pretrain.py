@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from benchmark.checkpoints import DEFAULT_CHECKPOINT, checkpoint_dir
 from benchmark.errors import MelbenchError
 from benchmark.pretrain_data import MelCorpus, load_mel_corpus, resolve_corpus, sample_batch, seed_for
 from benchmark.train_state import STATE_FILE, load_checkpoint, read_record, save_checkpoint, save_snapshot
@@ -33,7 +34,7 @@ class PretrainOptions:
     """What `melbench pretrain` was asked to do."""
 
     upstream: str
-    corpus: str = "music"
+    corpus: str = DEFAULT_CHECKPOINT.corpus
     quick: bool = False  # the quick build of a named corpus
     preset: str = "small"
     steps: int | None = None  # total steps (the schedule length); default: the config's max_steps
@@ -143,12 +144,12 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
         MelbenchError: unknown upstream/preset/corpus, bad overrides, an existing run without
             `--resume`, or `--resume` with nothing to resume.
     """
-    from upstreams._ssl import config_record, count_parameters, default_checkpoint_dir
+    from upstreams._ssl import config_record, count_parameters
 
     spec = _spec(opts.upstream)
     rank, world, device = _distributed(opts.device)
     corpus_name, files = resolve_corpus(opts.corpus, opts.quick)
-    out = Path(opts.out) if opts.out else default_checkpoint_dir(spec.name, corpus_name, opts.preset)
+    out = Path(opts.out) if opts.out else checkpoint_dir(spec.name, corpus_name, opts.preset)
     resuming = opts.resume and (out / STATE_FILE).is_file()
     if resuming:
         record = read_record(out)

@@ -110,6 +110,27 @@ def load_upstream(name: str, options: dict[str, Any] | None = None, dirs: list[P
         MelbenchError: unknown upstream or bad options.
     """
     module = load_module(name, dirs)
+    options = module_options(name, module, options)
+    try:
+        return module.load(**options)
+    except TypeError as err:
+        raise MelbenchError(f"upstream {name!r}: bad options {options or {}} ({err})") from None
+
+
+def module_options(name: str, module: ModuleType, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options `load` gets: `options`, plus the one a `NAME:ARGUMENT` name fills.
+
+    Args:
+        name: upstream name, maybe `NAME:ARGUMENT`.
+        module: its module.
+        options: the given options.
+
+    Returns:
+        A new dict.
+
+    Raises:
+        MelbenchError: `NAME:ARGUMENT` for a module that defines no `ARGUMENT`.
+    """
     options = dict(options or {})
     if ":" in name:
         argument = getattr(module, "ARGUMENT", None)
@@ -117,10 +138,7 @@ def load_upstream(name: str, options: dict[str, Any] | None = None, dirs: list[P
             raise MelbenchError(f"upstream {name.split(':')[0]!r} takes no NAME:ARGUMENT form (its module "
                                 "defines no ARGUMENT)")
         options = {argument: name.split(":", 1)[1], **options}
-    try:
-        return module.load(**options)
-    except TypeError as err:
-        raise MelbenchError(f"upstream {name!r}: bad options {options or {}} ({err})") from None
+    return options
 
 
 def default_upstreams(dirs: list[Path] | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmark.atomic import atomic_write
 from benchmark.errors import MelbenchError
+from benchmark.report_provenance import current_records
 from benchmark.report_stats import Table, budgets, collect, compare, compute_curves, label_order, summarise
 from benchmark.runs import read_runs
 
@@ -71,7 +72,7 @@ def write_report(out_dir: Path) -> list[Path]:
     from benchmark.report_plots import write_curve_plots, write_plots, write_summary_plot
     from benchmark.report_text import write_report_md
 
-    records = read_runs(out_dir / "runs.jsonl")
+    records, provenance = current_records(read_runs(out_dir / "runs.jsonl"))
     if not records:
         raise MelbenchError(f"{out_dir / 'runs.jsonl'}: no probe runs recorded yet; run `melbench run` first")
     table = collect(records)
@@ -80,5 +81,5 @@ def write_report(out_dir: Path) -> list[Path]:
     summary = write_summary_plot(comparisons, out_dir)
     plots = [*([summary] if summary else []), *write_plots(records, table, out_dir),
              *write_curve_plots(compute_curves(table), out_dir)]
-    write_report_md(records, table, comparisons, out_dir)
+    write_report_md(records, table, comparisons, out_dir, provenance)
     return [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", *plots, out_dir / "REPORT.md"]

@@ -159,14 +159,16 @@ def _curves(table: Table) -> list[str]:
             "| task | upstream | labels | points (audio seen: effect) |", "|---|---|---|---|", *rows, ""]
 
 
-def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Comparison], out_dir: Path) -> Path:
+def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Comparison], out_dir: Path,
+                    provenance: list[str] = ()) -> Path:
     """Write REPORT.md.
 
     Args:
-        records: every run record.
+        records: the run records the tables use.
         table: `report_stats.collect(records)`.
         comps: `report_stats.compare(table)`.
         out_dir: the results folder.
+        provenance: lines on records left out or mixed (`report_provenance.current_records`).
 
     Returns:
         The file written.
@@ -183,7 +185,10 @@ def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Com
     lines += ["", "## Effect over Mel per task", "",
               f"Learned - Mel, mean over seeds [95% CI], uncorrected p; ▲/▼ = significant after Benjamini-Hochberg at "
               f"FDR {FDR_Q:.0%} over all {len(comps)} comparisons (learned better / Mel better).", ""]
-    lines += _effects_tables(table, comps) + _controls(table) + _curves(table) + setup_lines(records, table)
+    lines += _effects_tables(table, comps) + _controls(table) + _curves(table)
+    if provenance:
+        lines += ["## Provenance", "", *provenance, ""]
+    lines += setup_lines(records, table)
     lines += ["Tables: `leaderboard.md` / `leaderboard.csv`; figures: `summary.png`, `low_data_<task>.png`, "
               "`layers_<task>.png`, `pretraining_<task>.png`. Everything here is regenerated from `runs.jsonl` by "
               "`melbench report`.", ""]

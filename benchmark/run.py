@@ -4,9 +4,10 @@
 Resuming: features come from the cache and a probe run already in runs.jsonl is skipped, so a
 killed run started again redoes at most the probe that was in flight.
 
-An upstream module may define `prepare(quick: bool, progress: bool) -> dict` returning the `load` options
-`melbench run` should use (for a self-supervised model: its pretrained checkpoint, pretraining
-it first if missing). Upstreams without it are loaded with no options.
+An upstream module may define `prepare(quick: bool, progress: bool, given: dict) -> dict` returning
+the `load` options `melbench run` should use (for a self-supervised model: its pretrained
+checkpoint, pretraining it first if missing, unless `given`, the user's `--set` options, names
+one). Upstreams without it are loaded with the given options only.
 """
 
 import hashlib
@@ -19,12 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmark import __version__
-from benchmark.cache import cache_key, file_sha256
+from benchmark.cache import cache_key
 from benchmark.dataset import Dataset, load_dataset_dir
 from benchmark.errors import MelbenchError
 from benchmark.extract import extract_files
 from benchmark.metrics import METRICS, bootstrap, percentile_ci
-from benchmark.registry import available_upstreams, load_module
+from benchmark.fingerprints import dataset_fingerprint
+from benchmark.registry import available_upstreams, load_module, load_upstream
 from benchmark.runs import RunLog, git_revision, now_utc, run_id
 from benchmark.subsets import low_data_subset, unit_of
 from benchmark.taskdata import Rows, build_rows
@@ -94,11 +96,22 @@ def build_embedded_data(cfg: "RunConfig") -> None:
         build(quick=cfg.quick)
 
 
-def prepare_upstream(name: str, quick: bool, progress: bool = True) -> dict[str, Any]:
-    """The `load` options `melbench run` uses for an upstream (see the module docstring)."""
+def prepare_upstream(name: str, quick: bool, progress: bool = True, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `load` options `melbench run` uses for an upstream (see the module docstring).
+
+    Args:
+        name: the upstream.
+        quick: the quick run.
+        progress: show progress bars.
+        given: the options the user gave (`--set`); they are applied over what this returns,
+            and `prepare` sees them (an explicit checkpoint means no default one is pretrained).
+
+    Returns:
+        `load` options.
+    """
     module = load_module(name)
     prepare = getattr(module, "prepare", None)
-    return dict(prepare(quick=quick, progress=progress)) if prepare else {}
+    return dict(prepare(quick=quick, progress=progress, given=dict(given or {}))) if prepare else {}
 
 
 MAX_VALID_ROWS = 20000  # validation rows a probe is selected on (a fixed sample on frame-level sets)
@@ -132,17 +145,45 @@ def _evaluate(spec: TaskSpec, dataset: Dataset, test: Rows, scores: np.ndarray) 
 
 
 class TaskRunner:
-    """Features of one (upstream, task) pair and the probe runs on them."""
+    """Features of one (upstream, task) pair and the probe runs on them.
+
+    Constructing it only fingerprints the inputs (cheap: content hashes are memoised), so a
+    resumed run skips a finished pair without reading its features; `load` extracts (or reads
+    from the cache) and builds the validation and test rows, once, before the first probe.
+    """
 
     def __init__(self, cfg: RunConfig, log: RunLog, upstream: str, variant: Variant, task: str, spec: TaskSpec,
-                 dataset: Dataset):
+                 dataset: Dataset, dataset_sha256: str, num_layers: int):
         self.cfg, self.log, self.upstream, self.variant, self.task, self.spec = cfg, log, upstream, variant, task, spec
-        options = variant.options
-        self.dataset = dataset
+        self.dataset, self.num_layers = dataset, num_layers
+        self.pool = dataset.level == "clip"  # clip probes need only mean+std: cache that, not frames
+        key = cache_key(upstream, variant.options, layers=True, pool=self.pool)
+        self.identity = {
+            "upstream": upstream,
+            "upstream_options": key["options"],
+            "variant": variant.name,
+            "pretrain_step": variant.step,
+            "checkpoint_sha256": key["checkpoint_sha256"],
+            "code_sha256": key["code_sha256"],
+            "task": task,
+            "dataset": spec.dataset,
+            "dataset_sha256": dataset_sha256,
+            "quick": cfg.quick,
+            "max_train_rows": spec.max_train_rows,
+        }
+        self.loaded = False
+        self.skipped: list[tuple[str, str]] = []
+
+    def load(self) -> None:
+        """Extract (or read cached) features and build the validation and test rows."""
+        if self.loaded:
+            return
         paths = sorted({str(item.path) for item in self.dataset.items})
-        pool = self.dataset.level == "clip"  # clip probes need only mean+std: cache that, not frames
-        report = extract_files(upstream, options, [Path(p) for p in paths], layers=True, progress=cfg.progress, pool=pool)
+        report = extract_files(self.upstream, self.variant.options, [Path(p) for p in paths], layers=True,
+                               progress=self.cfg.progress, pool=self.pool)
         self.skipped = report.skipped
+        for path, reason in self.skipped:
+            print(f"  skipped item: {reason}", flush=True)
         self.extract_s = report.extract_s
         self.provenance = report.provenance
         self.dataset_hours = {
@@ -151,8 +192,9 @@ class TaskRunner:
         }
         by_path = {str(r.path): r.feature_path for r in report.items}
         self.feats = {i.id: np.load(by_path[str(i.path)], mmap_mode="r") for i in self.dataset.items if str(i.path) in by_path}
+        if not self.feats:
+            raise MelbenchError(f"no item of {self.spec.dataset} could be read")
         self.frame_rate = report.frame_rate
-        self.num_layers = next(iter(self.feats.values())).shape[0] if self.feats else 0
         self.train_items = [i for i in self.dataset.split("train") if i.id in self.feats]
         # the probe is chosen on a fixed sample of validation rows; the test split is scored whole
         self.valid = build_rows(self.dataset, self.dataset.split("valid"), self.feats, self.frame_rate, MAX_VALID_ROWS)
@@ -163,20 +205,7 @@ class TaskRunner:
         _, group_of_item = np.unique([item.group for item in test_items], return_inverse=True)
         self.test.unit = group_of_item[self.test.unit]
         self.n_test_units = int(len(np.unique(self.test.unit)))
-        key = cache_key(upstream, options, layers=True, pool=pool)
-        manifest = self.dataset.root / "manifest.jsonl"
-        self.identity = {
-            "upstream": upstream,
-            "upstream_options": key["options"],
-            "variant": variant.name,
-            "pretrain_step": variant.step,
-            "checkpoint_sha256": key["checkpoint_sha256"],
-            "task": task,
-            "dataset": spec.dataset,
-            "dataset_sha256": file_sha256(manifest) if manifest.exists() else None,
-            "quick": cfg.quick,
-            "max_train_rows": spec.max_train_rows,
-        }
+        self.loaded = True
 
     def jobs(self) -> list[tuple[float, int, int | None]]:
         """(fraction, seed, layer) of every probe run this pair needs; layer None = weighted."""
@@ -191,15 +220,22 @@ class TaskRunner:
             jobs += [(max(fractions), 0, layer) for layer in range(self.num_layers)]
         return jobs
 
+    def _ident(self, fraction: float, seed: int, layer: int | None) -> dict[str, Any]:
+        return {**self.identity, "fraction": fraction, "seed": seed, "layer": layer,
+                "probe": asdict(_probe_config(self.spec, layer)), "probe_grid": asdict(_probe_grid(self.spec))}
+
+    def pending(self) -> list[tuple[float, int, int | None]]:
+        """The jobs not yet in runs.jsonl."""
+        return [job for job in self.jobs() if run_id(self._ident(*job)) not in self.log.done]
+
     def run(self, fraction: float, seed: int, layer: int | None) -> bool:
         """Train, test and record one probe; False if it was already recorded."""
-        probe_cfg = _probe_config(self.spec, layer)
-        grid = _probe_grid(self.spec)
-        ident = {**self.identity, "fraction": fraction, "seed": seed, "layer": layer, "probe": asdict(probe_cfg),
-                 "probe_grid": asdict(grid)}
+        ident = self._ident(fraction, seed, layer)
+        probe_cfg, grid = _probe_config(self.spec, layer), _probe_grid(self.spec)
         rid = run_id(ident)
         if rid in self.log.done:
             return False
+        self.load()
         subset = low_data_subset(self.train_items, fraction, seed)
         train = build_rows(self.dataset, subset, self.feats, self.frame_rate, self.spec.max_train_rows, seed)
         start = time.perf_counter()
@@ -274,26 +310,37 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
         build_embedded_data(cfg)
         # every dataset is read before any upstream work: a bad manifest stops the run at once
         datasets = {task: resolve_dataset(spec.dataset, cfg.quick) for task, spec in cfg.tasks.items()}
+        fingerprints = {task: dataset_fingerprint(dataset) for task, dataset in datasets.items()}
         for u_index, upstream in enumerate(cfg.upstreams, 1):
             upstream_start = time.perf_counter()
             stage(u_index, f"{upstream}: preparing (pretraining if its checkpoint is missing)")
-            options = {**prepare_upstream(upstream, cfg.quick, cfg.progress), **cfg.overrides.get(upstream, {})}
+            given = cfg.overrides.get(upstream, {})
+            options = {**prepare_upstream(upstream, cfg.quick, cfg.progress, given), **given}
             for variant in variants(options):
                 label = upstream + (f"[{variant.name}]" if variant.name else "")
-                for task, spec in cfg.tasks.items():
-                    if variant.scope == CURVE and spec.level != "clip":
+                pairs = {t: s for t, s in cfg.tasks.items() if variant.scope != CURVE or s.level == "clip"}
+                try:
+                    num_layers = int(getattr(load_upstream(upstream, variant.options), "num_layers", 1))
+                except MelbenchError as err:
+                    print(f"  skipped {label}: {err}", flush=True)
+                    counts["failed_pairs"] += len(pairs)
+                    continue
+                for task, spec in pairs.items():
+                    runner = TaskRunner(cfg, log, upstream, variant, task, spec, datasets[task], fingerprints[task],
+                                        num_layers)
+                    jobs, pending = runner.jobs(), runner.pending()
+                    counts["skipped_done"] += len(jobs) - len(pending)
+                    if not pending:
                         continue
-                    stage(u_index, f"{label} x {task}: features (cached ones are reused), then probes")
+                    stage(u_index, f"{label} x {task}: features (cached ones are reused), then "
+                                   f"{len(pending)} of {len(jobs)} probes")
                     try:
-                        runner = TaskRunner(cfg, log, upstream, variant, task, spec, datasets[task])
+                        runner.load()
                     except MelbenchError as err:
                         print(f"  skipped {label} x {task}: {err}", flush=True)
                         counts["failed_pairs"] += 1
                         continue
-                    for path, reason in runner.skipped:
-                        print(f"  skipped item: {reason}", flush=True)
-                    jobs = runner.jobs()
-                    for fraction, seed, layer in tqdm(jobs, desc=f"probe {label} x {task}", disable=not cfg.progress):
+                    for fraction, seed, layer in tqdm(pending, desc=f"probe {label} x {task}", disable=not cfg.progress):
                         counts["done" if runner.run(fraction, seed, layer) else "skipped_done"] += 1
             upstream_min.append((time.perf_counter() - upstream_start) / 60)
         write_report(cfg.out_dir)

@@ -7,6 +7,7 @@ skipped, which is how `melbench run` resumes.
 """
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -47,6 +48,7 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+@functools.cache  # once per process: it runs git twice
 def git_revision() -> str:
     """The melbench checkout's git commit (with `+dirty` for local changes), or "unknown"."""
     repo = Path(__file__).resolve().parent.parent

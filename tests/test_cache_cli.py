@@ -49,9 +49,9 @@ def test_cache_key_is_recorded_and_corrupt_entries_are_rewritten(wav_file: Path,
 def test_checkpoint_hash_is_part_of_the_key(tmp_path: Path) -> None:
     ckpt = tmp_path / "model.safetensors"
     ckpt.write_bytes(b"weights-1")
-    a = FeatureCache(cache_key("x", {"checkpoint": ckpt}, False))
+    a = FeatureCache(cache_key("mel", {"checkpoint": ckpt}, False))
     ckpt.write_bytes(b"weights-2")
-    b = FeatureCache(cache_key("x", {"checkpoint": ckpt}, False))
+    b = FeatureCache(cache_key("mel", {"checkpoint": ckpt}, False))
     assert a.key["checkpoint_sha256"] != b.key["checkpoint_sha256"] and a.dir != b.dir
     assert "checkpoint" not in a.key["options"]
 

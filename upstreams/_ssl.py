@@ -12,7 +12,8 @@ Each SSL upstream module (`mockingjay`, `audio_albert`, `tera`, `apc`, `wav2vec`
 
 Checkpoint folder: `model.safetensors` (weights and statistics, no pickle) and `config.json`
 (`upstream`, `preset`, `corpus`, `step`, `config`), by default under
-`$MELBENCH_HOME/checkpoints/<upstream>/<corpus>-<preset>/`.
+`$MELBENCH_HOME/checkpoints/<upstream>/<corpus>-<preset>/`; without a `checkpoint` option `load`
+reads the one `melbench run` pretrains (`benchmark.checkpoints.DEFAULT_CHECKPOINT`).
 """
 
 import dataclasses
@@ -23,15 +24,14 @@ from typing import Any
 
 import torch
 
+from benchmark import checkpoints
 from benchmark.check import MAX_BATCH_TOLERANCE
+from benchmark.checkpoints import checkpoint_dir
 from benchmark.config import build_config, config_dict
 from benchmark.errors import MelbenchError
-from benchmark.home import melbench_home
 from benchmark.logmel import LogMel, MelConfig
 from benchmark.train_state import CONFIG_FILE, MODEL_FILE, read_tensors
 from benchmark.upstream import Upstream
-
-DEFAULT_CORPUS = "music"
 
 # What the contract tests load each SSL upstream with: an explicitly untrained tiny model.
 CHECK_OPTIONS = {"random_init": True, "preset": "tiny"}
@@ -68,9 +68,9 @@ class SSLSpec:
         """The module's `load(**options)`: see `load_ssl` for the options."""
         return load_ssl(self, **options)
 
-    def prepare(self, quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    def prepare(self, quick: bool = False, progress: bool = True, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """The module's `prepare`: `load` options for `melbench run` (see `prepare_ssl`)."""
-        return prepare_ssl(self, quick, progress)
+        return prepare_ssl(self, quick, progress, given)
 
     def to_s3prl(self, checkpoint: str | Path) -> dict[str, Any]:
         """The module's `to_s3prl`: a melbench checkpoint as an s3prl checkpoint dict
@@ -104,11 +104,6 @@ def init_mel_stats(model: torch.nn.Module, n_mels: int) -> None:
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of trainable parameters (shared weights counted once)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def default_checkpoint_dir(upstream: str, corpus: str, preset: str) -> Path:
-    """`$MELBENCH_HOME/checkpoints/<upstream>/<corpus>-<preset>/`."""
-    return melbench_home() / "checkpoints" / upstream / f"{corpus}-{preset}"
 
 
 def read_record_json(path: Path) -> dict[str, Any]:
@@ -213,9 +208,9 @@ def load_ssl(
     spec: SSLSpec,
     checkpoint: str | Path | None = None,
     layer: int = -1,
-    preset: str = "small",
+    preset: str | None = None,
     device: str = "cpu",
-    corpus: str = DEFAULT_CORPUS,
+    corpus: str | None = None,
     random_init: bool = False,
     seed: int = 0,
     precision: str = "float32",
@@ -225,12 +220,13 @@ def load_ssl(
 
     Args:
         spec: the upstream.
-        checkpoint: a checkpoint folder (default `default_checkpoint_dir(name, corpus, preset)`),
-            or an s3prl checkpoint file (`upstreams._s3prl`).
+        checkpoint: a checkpoint folder, or an s3prl checkpoint file (`upstreams._s3prl`);
+            default: the one `melbench run` pretrains (`benchmark.checkpoints.DEFAULT_CHECKPOINT`),
+            or that of `corpus` and `preset` where they are given.
         layer: hidden state returned by `extract` (0 = input embedding, -1 = last layer).
-        preset: preset of the default checkpoint (or of the random model).
+        preset: preset of the default checkpoint (or of the random model); default the run's.
         device: torch device.
-        corpus: corpus of the default checkpoint.
+        corpus: corpus of the default checkpoint (e.g. `music`, `mix-quick`); default the run's.
         random_init: build an untrained model (contract tests only; never for benchmarking).
         seed: weight seed of the random model.
         precision: "float32", or "bf16" to run the model's matmuls under bf16 autocast (where
@@ -244,6 +240,8 @@ def load_ssl(
     Raises:
         MelbenchError: no checkpoint and no `random_init`, or overrides given with a checkpoint.
     """
+    plan = checkpoints.DEFAULT_CHECKPOINT
+    preset = preset or plan.preset
     if random_init:
         if checkpoint is not None:
             raise MelbenchError(f"{spec.name}: give either checkpoint or random_init, not both")
@@ -256,12 +254,16 @@ def load_ssl(
         raise MelbenchError(f"{spec.name}: options {sorted(overrides)} cannot change a checkpoint's config")
     if checkpoint is not None and Path(checkpoint).is_file():  # one file: an s3prl checkpoint
         return _load_s3prl(spec, Path(checkpoint), layer, device, precision)
-    folder = Path(checkpoint) if checkpoint is not None else default_checkpoint_dir(spec.name, corpus, preset)
+    corpus = corpus or plan.corpus_name
+    folder = Path(checkpoint) if checkpoint is not None else checkpoint_dir(spec.name, corpus, preset)
     if checkpoint is None and not (folder / MODEL_FILE).is_file():
-        raise MelbenchError(
-            f"{spec.name}: no pretrained checkpoint at {folder}; run `melbench pretrain {spec.name} "
-            f"--corpus {corpus} --preset {preset}` first (or pass random_init=true for an untrained model)"
-        )
+        if folder == plan.folder(spec.name):
+            how = f"`melbench run --upstreams {spec.name}` pretrains it first ({plan.steps} steps)"
+        else:
+            how = f"run `melbench pretrain {spec.name} --corpus {corpus.removesuffix('-quick')} --preset {preset}" + \
+                  (" --quick`" if corpus.endswith("-quick") else "`")
+        raise MelbenchError(f"{spec.name}: no pretrained checkpoint at {folder}; {how}, or pass checkpoint=DIR "
+                            "(or random_init=true for an untrained model)")
     config, state, record = read_checkpoint(spec, folder)
     model = spec.model_cls(config)
     model.load_state_dict(state)
@@ -310,42 +312,35 @@ def config_record(spec: SSLSpec, config: Any, preset: str, corpus: str, step: in
     return {"upstream": spec.name, "preset": preset, "corpus": corpus, "step": step, "config": config_dict(config)}
 
 
-# What `melbench run` pretrains when an upstream has no checkpoint yet: the `mix` corpus (music
-# and speech, since the tasks are both), tiny preset on the quick corpus with --quick, else the
-# small preset. Steps are fixed rather than timed so that a run is reproducible.
-RUN_CORPUS = "mix"
-RUN_QUICK = {"preset": "tiny", "steps": 150}
-RUN_FULL = {"preset": "small", "steps": 400}
-# Weights kept along the way, as fractions of the steps: step 0 is the untrained control (same
-# architecture, initial weights and corpus statistics), the others the pretraining-compute curve.
-RUN_SNAPSHOTS = (0.0, 0.125, 0.25, 0.5)
-
-
-def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True) -> dict[str, Any]:
+def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True,
+                given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The checkpoint `melbench run` uses, pretraining it first if it does not exist.
 
     Args:
         spec: the upstream.
-        quick: tiny preset on the quick corpus instead of the small preset on the full one.
+        quick: `benchmark.checkpoints.QUICK_CHECKPOINT` instead of `DEFAULT_CHECKPOINT`.
         progress: show the pretraining progress bar.
+        given: the user's options; a `checkpoint` (or `random_init`) among them is used as
+            given, and nothing is pretrained.
 
     Returns:
-        `load` options: `{"checkpoint": folder}`.
+        `load` options: `{"checkpoint": folder}`, or `{}` when `given` names the model.
     """
     from benchmark.data.build import build
     from benchmark.pretrain import PretrainOptions, pretrain
 
-    plan = RUN_QUICK if quick else RUN_FULL
-    corpus = f"{RUN_CORPUS}-quick" if quick else RUN_CORPUS
-    folder = default_checkpoint_dir(spec.name, corpus, plan["preset"])
+    if given and (given.get("checkpoint") is not None or given.get("random_init")):
+        return {}
+    plan = checkpoints.run_plan(quick)
+    folder = plan.folder(spec.name)
     record_file = folder / CONFIG_FILE
     record = read_record_json(record_file) if record_file.is_file() else {}
     if not record or record["step"] < record.get("total_steps", 0):  # missing, or a killed run
-        build(quick=quick)  # the pretraining corpus (idempotent: seconds when already built)
-        print(f"{spec.name}: pretraining {plan['preset']} on {corpus} for {plan['steps']} steps -> {folder}", flush=True)
+        build(quick=plan.quick)  # the pretraining corpus (idempotent: seconds when already built)
+        print(f"{spec.name}: pretraining {plan.preset} on {plan.corpus_name} for {plan.steps} steps -> {folder}",
+              flush=True)
         # resume=True continues a killed earlier attempt exactly, or starts afresh if there is none.
-        snapshot_steps = tuple(sorted({round(f * plan["steps"]) for f in RUN_SNAPSHOTS}))
-        pretrain(PretrainOptions(upstream=spec.name, corpus=RUN_CORPUS, quick=quick, preset=plan["preset"],
-                                 steps=plan["steps"], out=folder, resume=True, progress=progress,
-                                 snapshot_steps=snapshot_steps))
+        pretrain(PretrainOptions(upstream=spec.name, corpus=plan.corpus, quick=plan.quick, preset=plan.preset,
+                                 steps=plan.steps, out=folder, resume=True, progress=progress,
+                                 snapshot_steps=plan.snapshot_steps()))
     return {"checkpoint": str(folder)}

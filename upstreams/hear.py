@@ -18,6 +18,7 @@ from benchmark.errors import MelbenchError
 from benchmark.upstream import Upstream
 
 ARGUMENT = "target"  # `hear:MODULE` fills `target`
+CODE_OPTIONS = ("target",)  # the module's code is part of the features' cache key
 # The contract tests wrap melbench's own HEAR export of the Mel baseline: a full round trip.
 CHECK_OPTIONS = {"target": "benchmark.hear"}
 

@@ -6,7 +6,8 @@ Frame level: `path,start_s,end_s,label[,split][,group]` (one row per segment), o
              `path,annotation[,split][,group]` where `annotation` is a Praat TextGrid (long text
              format; the tier named "phones", else the first interval tier) or a `.lab` file
              (`start end label` per line, seconds; HTK 100 ns units when all times are integers).
-Relative paths resolve against the manifest's folder. Rows without a split are split by
+An optional `name` column names the dataset (the same on every row); without it the dataset is
+named after the manifest's folder. Relative paths resolve against the manifest's folder. Rows without a split are split by
 `grouped_stratified_split` (group defaults to the audio path). Every bad row is reported as
 "file:line: problem" and left out; the rest is kept.
 """
@@ -86,6 +87,10 @@ def load_manifest(manifest: Path, seed: int = 0) -> tuple[Dataset, list[str]]:
         raise MelbenchError(f"{manifest}:1: no label column: expected `label`, `start_s,end_s,label` or "
                             f"`annotation` (found: {', '.join(sorted(columns))})")
     level = "frame" if frame_rows or "annotation" in columns else "clip"
+    names = sorted({(row.get("name") or "").strip() for _, row in rows} - {""}) if "name" in columns else []
+    if len(names) > 1:
+        raise MelbenchError(f"{manifest}: the `name` column names one dataset, found {', '.join(names)}")
+    name = names[0] if names else manifest.resolve().parent.name
     problems: list[str] = []
     entries: dict[str, dict] = {}  # audio path -> fields, in manifest order
     durations: dict[Path, float] = {}
@@ -128,10 +133,11 @@ def load_manifest(manifest: Path, seed: int = 0) -> tuple[Dataset, list[str]]:
     entries = {raw: e for raw, e in entries.items() if e["labels"] or e["segments"]}
     if not entries:
         raise MelbenchError(f"{manifest}: no usable rows ({len(problems)} bad)")
-    return _dataset(manifest, level, entries, durations, seed), problems
+    return _dataset(manifest, name, level, entries, durations, seed), problems
 
 
-def _dataset(manifest: Path, level: str, entries: dict[str, dict], durations: dict[Path, float], seed: int) -> Dataset:
+def _dataset(manifest: Path, name: str, level: str, entries: dict[str, dict], durations: dict[Path, float],
+             seed: int) -> Dataset:
     """Make splits where missing and assemble the `Dataset`."""
     unsplit = [e for e in entries.values() if not e["split"]]
     if unsplit:
@@ -148,5 +154,5 @@ def _dataset(manifest: Path, level: str, entries: dict[str, dict], durations: di
              labels=tuple(e["labels"]), segments=tuple(sorted(e["segments"])))
         for raw, e in entries.items()
     )
-    return Dataset(name=manifest.stem, level=level, labels="multilabel" if multilabel else "multiclass",
+    return Dataset(name=name, level=level, labels="multilabel" if multilabel else "multiclass",
                    classes=tuple(classes), items=items, root=manifest.parent, source=str(manifest))
