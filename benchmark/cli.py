@@ -153,6 +153,10 @@ def cmd_to_s3prl(args: argparse.Namespace) -> int:
     with atomic_write(out) as f:
         torch.save(states, f)
     print(f"{name} checkpoint {args.checkpoint} -> {out} (s3prl format, keys: {', '.join(states)})")
+    print(f"note: s3prl's hub entry {name}_local cannot load it: s3prl's entries compute their own features from "
+          "waveforms, and none reproduces melbench's log-Mel (zero-padded frames, log(mel + 1e-6), no level "
+          "normalisation); load it with s3prl's model class on melbench log-Mel frames (README: 'melbench "
+          "checkpoints in s3prl')")
     return 0
 
 

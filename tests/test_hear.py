@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from benchmark import hear
+from benchmark.check import check_upstream
 from benchmark.cli import main
+from benchmark.errors import MelbenchError
 from benchmark.extract import features_of, pool_mean_std
 from benchmark.pretrain import PretrainOptions, pretrain
 from benchmark.registry import load_upstream
@@ -143,3 +146,52 @@ def test_name_argument_form_and_run_set_are_checked(capsys: pytest.CaptureFixtur
     args = ["run", "--upstreams", "mel,apc,tera", "--set", "layer=1", "--tasks-file", DEMO_TASKS, "--quiet"]
     assert main(args) == 2
     assert "--set applies to one upstream besides mel; got apc, tera" in capsys.readouterr().err
+
+
+OFFSET_MODULE = '''
+"""A HEAR module whose frames start at 25 ms (the centre of its first 50 ms window), every 10 ms;
+each embedding is its own timestamp, so alignment can be read off the features."""
+import torch
+
+class Model(torch.nn.Module):
+    sample_rate = 16000
+    timestamp_embedding_size = 1
+    scene_embedding_size = 1
+
+def load_model(model_file_path=""):
+    if model_file_path:
+        open(model_file_path).close()  # a weights file that must exist
+    return Model()
+
+def get_timestamp_embeddings(audio, model):
+    n = max(1, (audio.shape[1] - 800) // 160 + 1)
+    ts = 25.0 + 10.0 * torch.arange(n, dtype=torch.float32)
+    return ts[None, :, None].expand(audio.shape[0], -1, -1).clone(), ts.expand(audio.shape[0], -1)
+
+def get_scene_embeddings(audio, model):
+    return get_timestamp_embeddings(audio, model)[0].mean(1)
+'''
+
+
+def test_hear_timestamps_are_honoured_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "offset_hear.py").write_text(textwrap.dedent(OFFSET_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    upstream = load_upstream("hear:offset_hear")
+    assert upstream.frame_rate == pytest.approx(100.0)
+    feats = upstream.extract(torch.zeros(16000))[:, 0]  # (T,): the time each melbench frame was given
+    grid_ms = 10.0 * torch.arange(len(feats))
+    module_ms = 25.0 + 10.0 * torch.arange((16000 - 800) // 160 + 1)
+    nearest = module_ms[(grid_ms[:, None] - module_ms[None, :]).abs().argmin(1)]
+    torch.testing.assert_close(feats, nearest)  # frame i holds the module's frame nearest i * 10 ms
+    assert len(feats) == 101 and feats[4] == 35.0  # 40 ms: the module's 35 ms frame, not its fifth (65 ms)
+    assert not [r.detail for r in check_upstream(upstream) if not r.passed]
+    # a weights file that is not there: one line naming the module and the file, exit code 2
+    with pytest.raises(MelbenchError, match=r"HEAR module offset_hear: load_model\('.*nope.bin'\) failed "
+                                            r"\(FileNotFoundError"):
+        load_upstream("hear:offset_hear", {"weights": str(tmp_path / "nope.bin")})
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    assert main(["extract", "hear:offset_hear", str(wav), "--set", f"weights={tmp_path / 'nope.bin'}"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

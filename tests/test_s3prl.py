@@ -5,12 +5,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from benchmark.cli import main
 from benchmark.errors import MelbenchError
 from benchmark.registry import load_upstream
 from benchmark.runs import read_runs
+from upstreams._s3prl_frontends import kaldi_audio_config, online_audio_config
 
 pytest.importorskip("s3prl", reason="the [s3prl] extra is not installed")
 
@@ -92,7 +94,10 @@ def test_melbench_reads_s3prl_checkpoints_with_s3prl_hidden_states(name: str, tm
 
 
 @pytest.mark.parametrize("name", ["mockingjay", "tera", "audio_albert"])
-def test_s3prl_reads_melbench_checkpoints_with_melbench_hidden_states(name: str, tmp_path: Path) -> None:
+def test_s3prl_reads_melbench_checkpoints_with_melbench_hidden_states(name: str, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    import importlib
+
     from s3prl.upstream.mockingjay.builder import PretrainedTransformer
 
     from benchmark.logmel import LogMel, MelConfig
@@ -104,6 +109,10 @@ def test_s3prl_reads_melbench_checkpoints_with_melbench_hidden_states(name: str,
                                       progress=False)).out  # real corpus statistics, folded on export
     out = tmp_path / "s3prl.ckpt"
     assert main(["to-s3prl", str(folder), str(out)]) == 0
+    assert f"note: s3prl's hub entry {name}_local cannot load it" in capsys.readouterr().out
+    hub_entry = getattr(importlib.import_module(f"s3prl.upstream.{name}.hubconf"), f"{name}_local")
+    with pytest.raises((AttributeError, KeyError, TypeError)):  # the limitation the note states
+        hub_entry(str(out))([torch.zeros(16000)])
     options = {"ckpt_file": str(out), "load_pretrain": "True", "no_grad": "True", "dropout": "default",
                "spec_aug": "False", "spec_aug_prev": "True", "output_hidden_states": "True", "permute_input": "False",
                "select_layer": -1}
@@ -164,3 +173,69 @@ def test_s3prl_files_are_read_without_unpickling_code(tmp_path: Path, capsys: py
     with pytest.raises(MelbenchError, match=r"bad.ckpt: refused: it holds print, which melbench does not unpickle"):
         load_s3prl_file(bad)
     assert "this must never run" not in capsys.readouterr().out
+
+
+def test_broken_s3prl_checkpoints_get_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from upstreams.s3prl import random_checkpoint
+
+    missing = tmp_path / "states-1000000.ckpt"
+    with pytest.raises(MelbenchError, match="states-1000000.ckpt: no such checkpoint"):
+        load_upstream("mockingjay", {"checkpoint": str(missing)})
+    ckpt = random_checkpoint("mockingjay", tmp_path)
+    states = torch.load(ckpt, weights_only=True)
+    states["Upstream_Config"]["transformer"]["intermediate_size"] = 48  # the weights say 64
+    torch.save(states, tmp_path / "shape.ckpt")
+    with pytest.raises(MelbenchError, match=r"weight encoder.layers.0.ffn.0.weight has shape \(64, 32\), but the "
+                                            r"checkpoint's config gives \(48, 32\)"):
+        load_upstream("mockingjay", {"checkpoint": str(tmp_path / "shape.ckpt")})
+    states = torch.load(ckpt, weights_only=True)
+    del states["Transformer"]["encoder.layer.1.output.dense.weight"]
+    torch.save(states, tmp_path / "lacks.ckpt")
+    with pytest.raises(MelbenchError, match="lacks 'encoder.layer.1.output.dense.weight', which its config calls for"):
+        load_upstream("mockingjay", {"checkpoint": str(tmp_path / "lacks.ckpt")})
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    for bad in (missing, tmp_path / "shape.ckpt", tmp_path / "lacks.ckpt"):  # each one line, exit code 2
+        capsys.readouterr()
+        assert main(["extract", "mockingjay", str(wav), "--set", f"checkpoint={bad}", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("melbench: error:") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _kaldi_delta9() -> dict:
+    return {**kaldi_audio_config(), "delta": {"order": 1, "win_length": 9}}  # deltas over 9 frames, not 5
+
+
+FRONT_ENDS = {  # s3prl's front-end kinds: Kaldi (with a non-default delta window) and on-the-fly features
+    "kaldi-fbank-delta9": _kaldi_delta9,
+    "online-logmel-cmvn-level": online_audio_config,  # s3prl's published logMelBase-* front-end
+    "online-linear": lambda: online_audio_config("linear", cmvn=False, target_level=-20),
+    "online-mfcc-delta2": lambda: online_audio_config("mfcc", delta=2),
+}
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_s3prl_checkpoints_of_every_front_end_give_s3prl_hidden_states(front_end: str, tmp_path: Path) -> None:
+    import importlib
+
+    from benchmark.check import check_upstream
+    from upstreams.s3prl import random_checkpoint
+
+    # s3prl's own classes and config; 120-frame sequence_length, so the 3 s clip (301 frames) is cut in 3
+    ckpt = random_checkpoint("mockingjay", tmp_path, audio=FRONT_ENDS[front_end](), sequence_length=120)
+    wave = torch.from_numpy(np.random.default_rng(3).uniform(-0.3, 0.3, 48000).astype(np.float32))
+    ours = load_upstream("mockingjay", {"checkpoint": str(ckpt)})
+    feats = ours.extract(wave, layers=True)  # (L, 301, D) on melbench's grid
+    expert = importlib.import_module("s3prl.upstream.mockingjay.expert").UpstreamExpert(str(ckpt)).eval()
+    with torch.no_grad():
+        theirs = torch.stack([h[0] for h in expert([wave])["hidden_states"]])  # (L, T', D)
+    assert feats.shape[1] == 1 + 48000 // 160
+    if front_end.startswith("kaldi"):  # whole windows only: s3prl frame i is melbench frame i + 1
+        torch.testing.assert_close(feats[:, 1 : 1 + theirs.shape[1]], theirs, atol=1e-4, rtol=1e-4)
+    else:  # a centred STFT: the same frames, none shifted or dropped
+        assert theirs.shape[1] == feats.shape[1]
+        torch.testing.assert_close(feats, theirs, atol=1e-4, rtol=1e-4)
+    # the s3prl: adapter (s3prl's own code) puts its frames on the same grid
+    adapter = load_upstream("s3prl:mockingjay", {"checkpoint": str(ckpt)}).extract(wave, layers=True)
+    torch.testing.assert_close(adapter, feats, atol=1e-4, rtol=1e-4)
+    assert not [r.detail for r in check_upstream(ours) if not r.passed]

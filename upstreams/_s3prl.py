@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from benchmark.errors import MelbenchError
+from upstreams._s3prl_frontends import s3prl_frontend
 
 
 TRANSFORMER_FAMILIES = ("mockingjay", "tera", "audio_albert")  # s3prl's TransformerModel checkpoints
@@ -77,13 +78,6 @@ def s3prl_positions(n_frames: int, hidden: int) -> torch.Tensor:
     return position_encoding(n_frames, hidden)
 
 
-def kaldi_audio_config(n_mels: int = 80) -> dict[str, Any]:
-    """An s3prl `Upstream_Config["audio"]` section: Kaldi log filterbanks (25 ms window, 10 ms
-    shift, no dither), no deltas, per-utterance mean and variance normalisation."""
-    fbank = {"frame_length": 25.0, "frame_shift": 10.0, "num_mel_bins": n_mels, "use_log_fbank": True, "dither": 0.0}
-    return {"kaldi": {"feat_type": "fbank", "fbank": fbank}, "delta": {"order": 0}, "cmvn": {"use_cmvn": True}}
-
-
 # melbench `MaskedReconstruction` key <- s3prl key, per layer ({i}) and for the rest. s3prl's
 # query, key and value projections are one fused `qkv` projection in melbench (rows q, k, v).
 LAYER_KEYS = {
@@ -127,7 +121,8 @@ def transformer_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, 
         spec: the melbench upstream's `SSLSpec`.
 
     Returns:
-        (config, state dict with identity input statistics, the checkpoint's `audio` section).
+        (config, state dict with identity input statistics, the checkpoint's `audio` section,
+        its `task.sequence_length`).
     """
     states = load_s3prl_file(path)
     # legacy checkpoints keep the upstream config under `Config`, newer ones under `Upstream_Config`
@@ -165,7 +160,8 @@ def transformer_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, 
     if "audio" not in upstream_config:
         raise MelbenchError(f"{path}: the checkpoint names no front-end (Upstream_Config.audio); melbench "
                             "reads s3prl checkpoints with on-the-fly features")
-    return config, state, upstream_config["audio"]
+    sequence_length = int((upstream_config.get("task") or {}).get("sequence_length") or 0)
+    return config, state, upstream_config["audio"], sequence_length
 
 
 def transformer_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
@@ -204,62 +200,6 @@ def transformer_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
                                 "task": {"sequence_length": 0}}}
 
 
-class KaldiFrontend(torch.nn.Module):
-    """s3prl's on-the-fly Kaldi features, from a checkpoint's `audio` section: torchaudio's
-    Kaldi `fbank` (or `mfcc`), deltas, then per-utterance mean and variance normalisation.
-
-    Kaldi frames keep only whole windows, so clip b gives `1 + (n_b - win) // hop` frames,
-    frame i centred at `i * hop + win / 2`; `grid_index` maps them onto melbench's centred grid.
-    """
-
-    def __init__(self, audio: dict[str, Any]):
-        super().__init__()
-        if "kaldi" not in audio:
-            raise MelbenchError(f"s3prl front-end {sorted(audio)}: melbench reads Kaldi-feature checkpoints "
-                                "(Upstream_Config.audio.kaldi) only")
-        kaldi = audio["kaldi"]
-        self.feat_type = kaldi.get("feat_type", "fbank")
-        if self.feat_type not in ("fbank", "mfcc"):
-            raise MelbenchError(f"s3prl front-end: feat_type {self.feat_type!r} is not fbank or mfcc")
-        self.kwargs = dict(kaldi.get(self.feat_type, {}))
-        self.delta_order = int(audio.get("delta", {}).get("order", 2))
-        self.cmvn = bool(audio.get("cmvn", {}).get("use_cmvn", False))
-        self.win = round(self.kwargs.get("frame_length", 25.0) * 16)  # samples at 16 kHz
-        self.hop = round(self.kwargs.get("frame_shift", 10.0) * 16)
-
-    def _one(self, wave: torch.Tensor) -> torch.Tensor:
-        import torchaudio
-
-        extract = getattr(torchaudio.compliance.kaldi, self.feat_type)
-        x = extract(wave[None], sample_frequency=16000, **self.kwargs)  # (T, F)
-        feats = [x]
-        for _ in range(self.delta_order):  # deltas of deltas, over time
-            feats.append(torchaudio.functional.compute_deltas(feats[-1].T[None])[0].T)
-        x = torch.cat(feats, dim=-1)
-        if self.cmvn:
-            x = (x - x.mean(0, keepdim=True)) / (1e-10 + x.std(0, keepdim=True))
-        return x
-
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(B, max_samples)` waves -> `(B, T', F)` zero-padded features and `(B,)` frame counts."""
-        # two windows at least: the normalisation divides by the std over frames
-        feats = [self._one(torch.nn.functional.pad(w[: int(n)], (0, max(0, self.win + self.hop - int(n)))))
-                 for w, n in zip(waves.cpu(), lengths)]
-        frames = torch.tensor([len(f) for f in feats])
-        return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(waves.device), frames.to(waves.device)
-
-    def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
-        """melbench's frame count for clips of `lengths` samples: `1 + n // hop`."""
-        return 1 + lengths // self.hop
-
-    def grid_index(self, lengths: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """`(B, T)` index of the Kaldi frame under each melbench frame (centred, `1 + n // hop`):
-        Kaldi frame i lands on melbench frame i + 1 (centres 2.5 ms apart with 25 / 10 ms
-        frames); the edges repeat."""
-        grid = torch.arange(int(self.num_frames(lengths).max()), device=frames.device)[None, :] - 1  # (1, T)
-        return torch.minimum(grid.clamp(min=0), (frames - 1)[:, None])  # (B, T)
-
-
 GRU_PARAMS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 
@@ -270,7 +210,7 @@ def apc_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, torch.Te
     melbench's off; its Kaldi filterbank settings become a `KaldiFrontend` audio section.
 
     Returns:
-        (config, state dict with identity input statistics, the audio section).
+        (config, state dict with identity input statistics, the audio section, 0).
     """
     states = load_s3prl_file(path)
     try:
@@ -296,8 +236,8 @@ def apc_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, torch.Te
         for p in GRU_PARAMS:
             state[f"grus.{i}.{p}"] = weights[f"rnn_layers.{i}.{p}"]
     fbank = {"num_mel_bins": n_mels, "window_type": "hamming", **audio}  # s3prl's APC uses Hamming windows
-    return config, state, {"kaldi": {"feat_type": "fbank", "fbank": fbank}, "delta": {"order": 0},
-                           "cmvn": {"use_cmvn": cmvn}}
+    audio = {"kaldi": {"feat_type": "fbank", "fbank": fbank}, "delta": {"order": 0}, "cmvn": {"use_cmvn": cmvn}}
+    return config, state, audio, 0  # a GRU: s3prl never cuts its input
 
 
 def apc_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
@@ -322,15 +262,17 @@ def apc_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
     return {"config": {"model": {"paras": paras}}, "model": weights}
 
 
-def from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, torch.Tensor], KaldiFrontend]:
-    """Config, weights and front-end of a melbench model from an s3prl checkpoint of its family."""
-    if spec.name == "apc":
-        config, state, audio = apc_from_s3prl(path, spec)
-    elif spec.name in TRANSFORMER_FAMILIES:
-        config, state, audio = transformer_from_s3prl(path, spec)
-    else:
+def from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, torch.Tensor], torch.nn.Module, int]:
+    """Config, weights, front-end and `sequence_length` (0: none) of a melbench model from an
+    s3prl checkpoint of its family."""
+    if spec.name not in S3PRL_FAMILIES:
         raise MelbenchError(f"{path}: melbench reads s3prl checkpoints for {', '.join(S3PRL_FAMILIES)}, not {spec.name}")
-    return config, state, KaldiFrontend(audio)
+    read = apc_from_s3prl if spec.name == "apc" else transformer_from_s3prl
+    try:
+        config, state, audio, sequence_length = read(path, spec)
+    except KeyError as err:  # a weight or setting its config calls for is not in the file
+        raise MelbenchError(f"{path}: the checkpoint lacks {err.args[0]!r}, which its config calls for") from None
+    return config, state, s3prl_frontend(audio, where=str(path)), sequence_length
 
 
 def to_s3prl(model: torch.nn.Module, name: str) -> dict[str, Any]:

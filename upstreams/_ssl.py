@@ -18,6 +18,7 @@ reads the one `melbench run` pretrains (`benchmark.checkpoints.DEFAULT_CHECKPOIN
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,9 @@ class SSLUpstream(Upstream):
         device: where the model runs.
         frontend: the log-Mel front-end (default melbench's).
         precision: one of `PRECISIONS`.
+        sequence_length: as s3prl's `task.sequence_length`: a clip of more frames goes through
+            the model in `ceil(frames / sequence_length)` equal chunks (`torch.chunk`), each on
+            its own, and their hidden states are joined (0: never cut).
     """
 
     # Longer clips are extracted in chunks of this length (`extract_chunked`): attention memory
@@ -153,7 +157,8 @@ class SSLUpstream(Upstream):
     max_input_s = 60.0
 
     def __init__(self, model: torch.nn.Module, layer: int, device: str, frontend: torch.nn.Module | None = None,
-                 precision: str = "float32"):
+                 precision: str = "float32", sequence_length: int = 0):
+        self.sequence_length = sequence_length
         if precision not in PRECISIONS:
             raise MelbenchError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
@@ -199,9 +204,22 @@ class SSLUpstream(Upstream):
         return out.float().cpu(), frames.cpu()
 
     def _hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
+        if self.sequence_length and int(frames.max()) > self.sequence_length:
+            return self._chunked_hidden_states(mel, frames)
         # autocast around the model only: the front-end's filterbank product stays float32
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return self.model.hidden_states(mel, frames)
+
+    def _chunked_hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
+        """s3prl's cut of long inputs, clip by clip (a batch's padding never moves a cut)."""
+        clips = []
+        for b in range(mel.shape[0]):
+            x = mel[b : b + 1, : int(frames[b])]  # (1, T_b, F)
+            parts = torch.chunk(x, math.ceil(x.shape[1] / self.sequence_length), dim=1) \
+                if x.shape[1] > self.sequence_length else (x,)
+            hidden = [self._hidden_states(p, torch.tensor([p.shape[1]], device=mel.device)) for p in parts]
+            clips.append([torch.cat(layer, dim=1)[0] for layer in zip(*hidden)])  # layers x (T_b, D)
+        return [torch.nn.utils.rnn.pad_sequence(layer, batch_first=True) for layer in zip(*clips)]  # (B, T, D) each
 
 
 def load_ssl(
@@ -252,6 +270,9 @@ def load_ssl(
         return upstream
     if overrides:
         raise MelbenchError(f"{spec.name}: options {sorted(overrides)} cannot change a checkpoint's config")
+    if checkpoint is not None and not Path(checkpoint).exists():
+        raise MelbenchError(f"{checkpoint}: no such checkpoint (expected a melbench checkpoint folder or an s3prl "
+                            "checkpoint file)")
     if checkpoint is not None and Path(checkpoint).is_file():  # one file: an s3prl checkpoint
         return _load_s3prl(spec, Path(checkpoint), layer, device, precision)
     corpus = corpus or plan.corpus_name
@@ -276,12 +297,19 @@ def _load_s3prl(spec: SSLSpec, path: Path, layer: int, device: str, precision: s
     """An SSL upstream from an s3prl checkpoint file, on s3prl's own front-end."""
     from upstreams._s3prl import from_s3prl
 
-    config, state, frontend = from_s3prl(path, spec)
+    config, state, frontend, sequence_length = from_s3prl(path, spec)
     model = spec.model_cls(config)
+    for name, tensor in model.state_dict().items():
+        if name in state and state[name].shape != tensor.shape:
+            if name.startswith("head."):  # a head predicting other targets (linear spectra): unused here
+                del state[name]
+                continue
+            raise MelbenchError(f"{path}: weight {name} has shape {tuple(state[name].shape)}, but the checkpoint's "
+                                f"config gives {tuple(tensor.shape)}")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("head.") for k in missing):  # the head is unused by extraction
         raise MelbenchError(f"{path}: s3prl weights do not fit {spec.name} (missing {missing}, unexpected {unexpected})")
-    upstream = SSLUpstream(model, layer, device, frontend, precision)
+    upstream = SSLUpstream(model, layer, device, frontend, precision, sequence_length)
     upstream.provenance = {"s3prl_checkpoint": str(path), "params": count_parameters(model)}
     return upstream
 

@@ -7,9 +7,11 @@ clip, every hidden state it returns. Needs the `[s3prl]` extra.
 
 Frames: s3prl's Kaldi filterbanks keep only whole 25 ms windows (`snip_edges`), so frame i is
 centred at 10 i + 12.5 ms and a clip of n samples gives 1 + (n - 400) // 160 frames. melbench
-frames are centred at 10 i ms, 1 + n // 160 of them: the adapter shifts s3prl's frames one
-place later (centres within 2.5 ms) and repeats the edge frames to that count, and clips
-shorter than two windows are zero-padded to two (s3prl divides by the std over frames).
+frames are centred at 10 i ms, 1 + n // 160 of them: for a Kaldi front-end the adapter shifts
+s3prl's frames one place later (centres within 2.5 ms) and repeats the edge frames to that
+count, and clips shorter than two windows are zero-padded to two (s3prl divides by the std
+over frames). s3prl's on-the-fly features (log-Mel, linear, MFCC: `audio.input`) come from a
+centred STFT, already on melbench's grid, and are taken as they are.
 """
 
 import importlib
@@ -43,8 +45,8 @@ class S3prlUpstream(Upstream):
     sample_rate = SR_HZ
     frame_rate = SR_HZ / HOP
 
-    def __init__(self, expert: torch.nn.Module, name: str, layer: int = -1):
-        self.expert, self.name = expert.eval(), name
+    def __init__(self, expert: torch.nn.Module, name: str, layer: int = -1, centred: bool = False):
+        self.expert, self.name, self.centred = expert.eval(), name, centred
         probe = self._hidden(torch.zeros(SR_HZ))  # (L, T, D)
         self.num_layers, self.feature_dim = probe.shape[0], probe.shape[2]
         if not -self.num_layers <= layer < self.num_layers:
@@ -59,10 +61,16 @@ class S3prlUpstream(Upstream):
     def extract(self, wave: torch.Tensor, layers: bool = False) -> torch.Tensor:
         """Every hidden state (or the chosen one) on melbench's frame grid (module docstring)."""
         n_frames = 1 + wave.shape[-1] // HOP
-        # two windows at least: s3prl normalises by the std over frames, NaN for a single frame
-        padded = torch.nn.functional.pad(wave, (0, max(0, WINDOW + HOP - wave.shape[-1])))
-        hidden = self._hidden(padded)  # (L, T', D), T' = 1 + (n - 400) // 160
-        index = (torch.arange(n_frames) - 1).clamp(0, hidden.shape[1] - 1)  # s3prl frame i -> melbench frame i + 1
+        if self.centred:  # s3prl's on-the-fly STFT: 1 + n // 160 frames centred at 10 i ms, as melbench's
+            # the centred STFT reflects 200 samples at each end, so it needs 201 at least
+            padded = torch.nn.functional.pad(wave, (0, max(0, WINDOW // 2 + 1 - wave.shape[-1])))
+            hidden = self._hidden(padded)  # (L, T', D)
+            index = torch.arange(n_frames).clamp(max=hidden.shape[1] - 1)
+        else:
+            # two windows at least: s3prl normalises by the std over frames, NaN for a single frame
+            padded = torch.nn.functional.pad(wave, (0, max(0, WINDOW + HOP - wave.shape[-1])))
+            hidden = self._hidden(padded)  # (L, T', D), T' = 1 + (n - 400) // 160
+            index = (torch.arange(n_frames) - 1).clamp(0, hidden.shape[1] - 1)  # s3prl frame i -> melbench frame i + 1
         out = hidden[:, index]  # (L, n_frames, D)
         return out if layers else out[self.layer]
 
@@ -76,17 +84,20 @@ def _expert_class(name: str) -> Any:
         raise MelbenchError(f"s3prl:{name}: no such s3prl upstream family, or it does not import ({err})") from None
 
 
-def random_checkpoint(name: str, folder: Path) -> Path:
+def random_checkpoint(name: str, folder: Path, audio: dict[str, Any] | None = None, sequence_length: int = 0) -> Path:
     """An s3prl-format checkpoint of a tiny random model built by s3prl's own classes.
 
     Args:
         name: `mockingjay` (the transformer families share its format).
         folder: where to write `states.ckpt`.
+        audio: its `Upstream_Config.audio` front-end (default: Kaldi log filterbanks).
+        sequence_length: its `task.sequence_length` (s3prl cuts longer inputs; 0: never).
 
     Returns:
         The checkpoint file.
     """
-    from upstreams._s3prl import kaldi_audio_config, s3prl_model_module
+    from upstreams._s3prl import s3prl_model_module
+    from upstreams._s3prl_frontends import kaldi_audio_config, s3prl_frontend
 
     if name not in ("mockingjay", "tera", "audio_albert"):
         raise MelbenchError(f"s3prl:{name}: random_init builds the transformer families only")
@@ -96,12 +107,15 @@ def random_checkpoint(name: str, folder: Path) -> Path:
                    "initializer_range": 0.02, "layer_norm_eps": 1e-12, "share_layer": name == "audio_albert",
                    "pre_layer_norm": False}
     torch.manual_seed(0)
+    audio = audio or kaldi_audio_config()
+    frontend = s3prl_frontend(audio, where="random checkpoint")
+    input_dim = int(frontend(torch.zeros(1, SR_HZ), torch.tensor([SR_HZ]))[0].shape[-1])
     config = model.TransformerConfig(transformer)
-    net = model.TransformerModel(config, input_dim=80)
-    head = model.TransformerSpecPredictionHead(config, 80)
+    net = model.TransformerModel(config, input_dim=input_dim)
+    head = model.TransformerSpecPredictionHead(config, input_dim)
     states = {"Transformer": net.state_dict(), "SpecHead": head.state_dict(), "Config": {},
-              "Upstream_Config": {"transformer": transformer, "task": {"sequence_length": 0},
-                                  "audio": kaldi_audio_config()}}
+              "Upstream_Config": {"transformer": transformer, "task": {"sequence_length": sequence_length},
+                                  "audio": audio}}
     path = Path(folder) / "states.ckpt"
     torch.save(states, path)
     return path
@@ -130,4 +144,14 @@ def load(name: str, checkpoint: str = "", layer: int = -1, random_init: bool = F
         expert = expert_cls(str(checkpoint))
     except (KeyError, RuntimeError, OSError, ValueError) as err:
         raise MelbenchError(f"{checkpoint}: not an s3prl {name} checkpoint ({type(err).__name__}: {err})") from None
-    return S3prlUpstream(expert, name, layer)
+    return S3prlUpstream(expert, name, layer, centred=_online_features(Path(checkpoint)))
+
+
+def _online_features(checkpoint: Path) -> bool:
+    """Whether the checkpoint's front-end is s3prl's centred on-the-fly STFT (else Kaldi's)."""
+    from upstreams._s3prl import load_s3prl_file
+
+    states = load_s3prl_file(checkpoint)
+    config = states.get("Upstream_Config") or states.get("Config") or {}
+    audio = config.get("audio") if isinstance(config, dict) else None
+    return isinstance(audio, dict) and "kaldi" not in audio and isinstance(audio.get("input"), dict)
