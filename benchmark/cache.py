@@ -30,6 +30,7 @@ from benchmark.atomic import atomic_write
 from benchmark.errors import MelbenchError
 from benchmark.fingerprints import code_fingerprint, is_verified, mark_verified, path_sha256
 from benchmark.home import melbench_home
+from benchmark.registry import load_module, module_options
 
 CACHE_FORMAT = 2  # 2: the key holds the upstream's code fingerprint
 
@@ -49,9 +50,12 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
         A JSON-serialisable dict.
     """
     opts = {k: str(v) if isinstance(v, Path) else v for k, v in sorted(options.items())}
-    ckpt = opts.pop("checkpoint", None)
-    if opts.get("weights"):
-        opts["weights_sha256"] = path_sha256(opts["weights"])
+    opts.pop("checkpoint", None)
+    # a `NAME:ARGUMENT` name may fill the checkpoint (`hf:FOLDER`): hash what `load` will get
+    given = module_options(upstream, load_module(upstream), options)
+    ckpt = given.get("checkpoint")
+    if given.get("weights"):
+        opts["weights_sha256"] = path_sha256(given["weights"])
     return {
         "format": CACHE_FORMAT,
         "upstream": upstream,

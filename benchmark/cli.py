@@ -111,6 +111,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if counts["failed_pairs"] else 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from benchmark.ablate import load_ablation, run_ablation
+
+    cfg = load_ablation(Path(args.file))
+    out = Path(args.out) if args.out else Path("results") / "ablations" / Path(args.file).stem
+    run_ablation(cfg, out, progress=not args.quiet)
+    print(f"written {out / 'ablation.md'}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report import write_report
 
@@ -327,6 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "weights=PATH (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser(
+        "ablate", help="choose a pretraining recipe on validation splits: pretrain each arm, probe, never score test",
+        description="FILE (YAML) names an upstream, the base recipe, tasks, fractions, seeds and arms (config "
+        "overrides). Each arm is pretrained and probed like `melbench run`, scored on the validation split only, "
+        "against Mel on the same subsets; writes OUT/ablation.md and ablation.json. Resumable.",
+    )
+    p.add_argument("file", help="ablation file, e.g. docs/ablations/mockingjay_small.yaml")
+    p.add_argument("--out", help="output folder (default: results/ablations/<file stem>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(fn=cmd_ablate)
 
     p = sub.add_parser("report", help="regenerate tables, plots and REPORT.md from OUT/runs.jsonl")
     p.add_argument("--out", default="results", help="results folder (default: results)")

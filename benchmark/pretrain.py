@@ -122,7 +122,18 @@ def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _spec(name: str) -> Any:
+def pretrain_spec(name: str) -> Any:
+    """The `SPEC` (an `upstreams._ssl.SSLSpec`) of an upstream melbench pretrains.
+
+    Args:
+        name: upstream name.
+
+    Returns:
+        The spec.
+
+    Raises:
+        MelbenchError: the module defines no SPEC.
+    """
     from benchmark.registry import load_module
 
     spec = getattr(load_module(name), "SPEC", None)
@@ -146,7 +157,7 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     """
     from upstreams._ssl import config_record, count_parameters
 
-    spec = _spec(opts.upstream)
+    spec = pretrain_spec(opts.upstream)
     rank, world, device = _distributed(opts.device)
     corpus_name, files = resolve_corpus(opts.corpus, opts.quick)
     out = Path(opts.out) if opts.out else checkpoint_dir(spec.name, corpus_name, opts.preset)

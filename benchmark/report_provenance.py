@@ -27,6 +27,7 @@ def current_records(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
     Returns:
         (kept records in file order, Markdown lines; none when nothing was left out or mixed).
     """
+    records = [r for r in records if not r.get("validation_only")]  # `melbench ablate` records: no test scores
     latest_data: dict[str, Any] = {}
     latest_model: dict[tuple[str, str], tuple[Any, Any]] = {}
     for r in sorted(records, key=lambda r: r.get("date", "")):

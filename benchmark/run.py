@@ -50,6 +50,8 @@ class RunConfig:
         layer_sweep: also probe each layer separately (largest fraction, first seed).
         progress: show progress bars.
         overrides: load options per upstream name, over what its `prepare` returns.
+        validation_only: score the validation split only (`melbench ablate`): records hold the
+            selected probe's validation score and no test metrics, and no report is written.
     """
 
     upstreams: tuple[str, ...]
@@ -61,6 +63,7 @@ class RunConfig:
     layer_sweep: bool = True
     progress: bool = True
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    validation_only: bool = False
 
 
 def resolve_dataset(name: str, quick: bool) -> Dataset:
@@ -170,6 +173,7 @@ class TaskRunner:
             "dataset_sha256": dataset_sha256,
             "quick": cfg.quick,
             "max_train_rows": spec.max_train_rows,
+            **({"validation_only": True} if cfg.validation_only else {}),
         }
         self.loaded = False
         self.skipped: list[tuple[str, str]] = []
@@ -245,7 +249,9 @@ class TaskRunner:
         )
         probe = chosen.probe
         train_s = time.perf_counter() - start
-        metrics, boots = _evaluate(self.spec, self.dataset, self.test, probe.predict(self.test.x))  # test touched once
+        metrics, boots = {}, {}
+        if not self.cfg.validation_only:
+            metrics, boots = _evaluate(self.spec, self.dataset, self.test, probe.predict(self.test.x))  # test touched once
         weights = probe.model.layer_weights()
         self.log.append({
             **ident,
@@ -265,6 +271,7 @@ class TaskRunner:
             "probe_choice": {"l2": chosen.config.l2, "lr": chosen.config.lr if probe_cfg.kind == "mlp" else None,
                              "at_edge": chosen.at_edge},
             "probe_valid_curve": chosen.curve,
+            "probe_valid_score": chosen.score,
             "train_s": round(train_s, 3),
             "extract_s": round(self.extract_s, 3),
             "upstream_provenance": self.provenance,
@@ -343,7 +350,8 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
                     for fraction, seed, layer in tqdm(pending, desc=f"probe {label} x {task}", disable=not cfg.progress):
                         counts["done" if runner.run(fraction, seed, layer) else "skipped_done"] += 1
             upstream_min.append((time.perf_counter() - upstream_start) / 60)
-        write_report(cfg.out_dir)
+        if not cfg.validation_only:
+            write_report(cfg.out_dir)
     minutes = (time.perf_counter() - started) / 60
     print(f"run finished in {minutes:.1f} min: {counts['done']} probe runs, {counts['skipped_done']} already done")
     return counts

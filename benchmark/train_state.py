@@ -117,6 +117,21 @@ def save_snapshot(folder: Path, model: torch.nn.Module, record: dict[str, Any]) 
         json.dump(record, f, indent=2)
 
 
+def finished_record(folder: Path) -> dict[str, Any] | None:
+    """A checkpoint folder's `config.json` record if its pretraining ran to its last step, else
+    None (no checkpoint yet, or a run killed before the end: resume it)."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("step", 0) < record.get("total_steps", 0):
+        return None
+    return record
+
+
 def read_record(folder: Path) -> dict[str, Any]:
     """The JSON record inside `train_state.safetensors`."""
     path = Path(folder) / STATE_FILE

@@ -4,6 +4,15 @@ A module `upstreams/<name>.py` defines `load(**options) -> Upstream`. The return
 declares its facts and extracts frame features; the harness does the rest (reading and
 resampling audio, batching, caching, pooling). See `upstreams/_template.py`.
 
+Module-level names the harness reads (all but `load` optional; the README's contract table):
+    load(**options): the upstream object.
+    prepare(quick, progress, given): `load` options for `melbench run` (`benchmark.run`).
+    ARGUMENT: the option a `NAME:VALUE` name fills (`benchmark.registry`).
+    CODE_OPTIONS: options naming modules whose code the features depend on (`benchmark.fingerprints`).
+    CHECK_OPTIONS: options the contract tests load it with; REQUIRES: packages it needs.
+    SPEC: an `upstreams._ssl.SSLSpec` for upstreams melbench pretrains (`benchmark.pretrain`).
+    to_s3prl(checkpoint): the checkpoint in s3prl's format (`melbench to-s3prl`).
+
 Facts:
     sample_rate (int): the rate `extract` expects, in Hz; the harness resamples to it.
     frame_rate (float): output frames per second.

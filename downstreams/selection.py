@@ -49,12 +49,14 @@ class Selection:
         curve: one dict per grid point fitted: `l2`, `lr` (mlp), `valid_score`, `valid_loss`,
             `epochs` (MLP epochs or L-BFGS iterations).
         at_edge: the chosen L2 strength is the grid's smallest or largest.
+        score: the chosen probe's validation score.
     """
 
     probe: FittedProbe
     config: ProbeConfig
     curve: list[dict[str, float]]
     at_edge: bool
+    score: float
 
 
 def _score(model: Probe, data: Standardised, y_valid: np.ndarray, multilabel: bool, score_fn: ScoreFn) -> float:
@@ -126,10 +128,11 @@ def select_probe(
                 best, since_best = (rank, cfg, copy.deepcopy(model.state_dict()), epochs, valid_loss), 0
             else:
                 since_best += 1
-        _, chosen, state, epochs, valid_loss = best
+        (score, _), chosen, state, epochs, valid_loss = best
         model.load_state_dict(state)
         probe = FittedProbe(model, data.mean, data.std, multilabel, epochs, valid_loss)
-        return Selection(probe, chosen, curve, chosen.l2 in (min(grid.l2), max(grid.l2)) and len(grid.l2) > 1)
+        at_edge = chosen.l2 in (min(grid.l2), max(grid.l2)) and len(grid.l2) > 1
+        return Selection(probe, chosen, curve, at_edge, round(score, 6))
     finally:
         if threads is not None:
             torch.set_num_threads(threads)

@@ -31,7 +31,7 @@ from benchmark.checkpoints import checkpoint_dir
 from benchmark.config import build_config, config_dict
 from benchmark.errors import MelbenchError
 from benchmark.logmel import LogMel, MelConfig
-from benchmark.train_state import CONFIG_FILE, MODEL_FILE, read_tensors
+from benchmark.train_state import CONFIG_FILE, MODEL_FILE, finished_record, read_tensors
 from benchmark.upstream import Upstream
 
 # What the contract tests load each SSL upstream with: an explicitly untrained tiny model.
@@ -361,9 +361,7 @@ def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True,
         return {}
     plan = checkpoints.run_plan(quick)
     folder = plan.folder(spec.name)
-    record_file = folder / CONFIG_FILE
-    record = read_record_json(record_file) if record_file.is_file() else {}
-    if not record or record["step"] < record.get("total_steps", 0):  # missing, or a killed run
+    if finished_record(folder) is None:  # missing, or a killed run
         build(quick=plan.quick)  # the pretraining corpus (idempotent: seconds when already built)
         print(f"{spec.name}: pretraining {plan.preset} on {plan.corpus_name} for {plan.steps} steps -> {folder}",
               flush=True)
