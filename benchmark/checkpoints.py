@@ -7,9 +7,10 @@ after a run the learned upstreams are found with no option. Steps are fixed rath
 so that a run is reproducible; `melbench pretrain` trains any other corpus, preset or length.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from benchmark.errors import MelbenchError
 from benchmark.home import melbench_home
 
 
@@ -25,6 +26,7 @@ class CheckpointPlan:
         snapshots: weights kept along the way, as fractions of `steps`: step 0 is the untrained
             control (same architecture, initial weights and corpus statistics), the others the
             pretraining-compute curve (`benchmark.variants`).
+        tag: added to the folder name of a plan other than the default (`with_steps`).
     """
 
     corpus: str
@@ -32,6 +34,7 @@ class CheckpointPlan:
     steps: int
     quick: bool = False
     snapshots: tuple[float, ...] = (0.0, 0.125, 0.25, 0.5)
+    tag: str = ""
 
     @property
     def corpus_name(self) -> str:
@@ -40,7 +43,17 @@ class CheckpointPlan:
 
     def folder(self, upstream: str) -> Path:
         """Where this plan's checkpoint of `upstream` lives."""
-        return checkpoint_dir(upstream, self.corpus_name, self.preset)
+        return checkpoint_dir(upstream, self.corpus_name, self.preset + (f"-{self.tag}" if self.tag else ""))
+
+    def with_steps(self, steps: int | None) -> "CheckpointPlan":
+        """This plan pretrained for `steps` instead (`melbench run --pretrain-steps`), in its own
+        folder (`mix-small-4000steps`): a longer schedule is a new run, not a continuation, since
+        the learning rate decays to 0 at the last step. None or the plan's own steps: itself."""
+        if steps is None or steps == self.steps:
+            return self
+        if steps < 1:
+            raise MelbenchError(f"--pretrain-steps {steps}: expected at least 1")
+        return replace(self, steps=steps, tag=f"{steps}steps")
 
     def snapshot_steps(self) -> tuple[int, ...]:
         """The steps whose weights are kept (sorted, without repeats)."""

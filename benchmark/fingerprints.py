@@ -256,19 +256,21 @@ def _imports(path: Path, module: str) -> set[str]:
     return names
 
 
-def source_closure(path: Path, module: str, local_roots: list[Path]) -> tuple[list[Path], list[str]]:
+def source_closure(path: Path, module: str) -> tuple[list[Path], list[str]]:
     """The source files a module runs and the installed packages it uses.
 
     Args:
         path: the module's file.
         module: its dotted name (for relative imports).
-        local_roots: folders whose modules count as its code (hashed); modules elsewhere are
-            recorded by their distribution's version, and the standard library is left out.
 
     Returns:
-        (sorted source files, sorted `name==version` strings).
+        (sorted source files, sorted `name==version` strings). Hashed as files: melbench's
+        packages, the module's own top-level package (installed or not) and any other module
+        no installed distribution provides; recorded by version: other installed packages;
+        left out: the standard library.
     """
-    roots = [PROJECT_ROOT, *local_roots]
+    own = module.split(".")[0]
+    roots = {top: PROJECT_ROOT for top in PROJECT_PACKAGES}
     files: dict[Path, str] = {path.resolve(): module}
     queue, packages = [(path.resolve(), module)], set()
     while queue:
@@ -277,14 +279,13 @@ def source_closure(path: Path, module: str, local_roots: list[Path]) -> tuple[li
             top = imported.split(".")[0]
             if top in sys.stdlib_module_names or top == "__future__":
                 continue
-            found = _module_path(imported, roots)
-            if not found and top not in PROJECT_PACKAGES:
-                root = _root_of(top)
-                dist = _distribution(top)
-                if dist:  # an installed package: its version stands for its code
+            if top not in roots:
+                dist = None if top == own else _distribution(top)
+                if dist:  # another installed package: its version stands for its code
                     packages.add(dist)
                     continue
-                found = _module_path(imported, [root]) if root else []
+                roots[top] = _root_of(top)
+            found = _module_path(imported, [roots[top]]) if roots[top] else []
             for f in found:
                 f = f.resolve()
                 if f not in files:
@@ -309,14 +310,15 @@ def code_fingerprint(upstream: str, options: dict[str, Any]) -> str:
     starts = [(Path(module.__file__), module.__name__)]
     for option in getattr(module, "CODE_OPTIONS", ()):
         target = options.get(option)
-        spec = importlib.util.find_spec(str(target)) if target else None
+        try:
+            spec = importlib.util.find_spec(str(target)) if target else None
+        except (ImportError, ValueError):  # not importable: `load` says so in one line
+            spec = None
         if spec is not None and spec.origin:
             starts.append((Path(spec.origin), str(target)))
     digest = hashlib.sha256()
     for path, name in starts:
-        root = _root_of(name.split(".")[0])
-        local = [p for p in (root, path.parent) if p is not None]
-        files, packages = source_closure(path, name, local)
+        files, packages = source_closure(path, name)
         for f in files:
             shown = f.relative_to(PROJECT_ROOT) if f.is_relative_to(PROJECT_ROOT) else f.name
             digest.update(f"{shown}\0{content_sha256(f)}\n".encode())

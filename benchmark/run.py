@@ -4,10 +4,10 @@
 Resuming: features come from the cache and a probe run already in runs.jsonl is skipped, so a
 killed run started again redoes at most the probe that was in flight.
 
-An upstream module may define `prepare(quick: bool, progress: bool, given: dict) -> dict` returning
-the `load` options `melbench run` should use (for a self-supervised model: its pretrained
-checkpoint, pretraining it first if missing, unless `given`, the user's `--set` options, names
-one). Upstreams without it are loaded with the given options only.
+An upstream module may define `prepare(plan: CheckpointPlan, progress: bool, given: dict) -> dict`
+returning the `load` options `melbench run` should use (for a self-supervised model: the
+checkpoint of `plan`, pretraining it first if missing, unless `given`, the user's `--set`
+options, names one). Upstreams without it are loaded with the given options only.
 """
 
 import hashlib
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from benchmark import __version__
 from benchmark.cache import cache_key
+from benchmark.checkpoints import CheckpointPlan, run_plan
 from benchmark.dataset import Dataset, load_dataset_dir
 from benchmark.errors import MelbenchError
 from benchmark.extract import extract_files
@@ -50,6 +51,8 @@ class RunConfig:
         layer_sweep: also probe each layer separately (largest fraction, first seed).
         progress: show progress bars.
         overrides: load options per upstream name, over what its `prepare` returns.
+        pretrain_steps: pretrain the self-supervised upstreams for this many steps instead of the
+            default checkpoint's (`melbench run --pretrain-steps`), into their own folders.
         validation_only: score the validation split only (`melbench ablate`): records hold the
             selected probe's validation score and no test metrics, and no report is written.
     """
@@ -63,6 +66,7 @@ class RunConfig:
     layer_sweep: bool = True
     progress: bool = True
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pretrain_steps: int | None = None
     validation_only: bool = False
 
 
@@ -99,12 +103,13 @@ def build_embedded_data(cfg: "RunConfig") -> None:
         build(quick=cfg.quick)
 
 
-def prepare_upstream(name: str, quick: bool, progress: bool = True, given: dict[str, Any] | None = None) -> dict[str, Any]:
+def prepare_upstream(name: str, plan: CheckpointPlan, progress: bool = True,
+                     given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `load` options `melbench run` uses for an upstream (see the module docstring).
 
     Args:
         name: the upstream.
-        quick: the quick run.
+        plan: the checkpoint a self-supervised upstream is pretrained to.
         progress: show progress bars.
         given: the options the user gave (`--set`); they are applied over what this returns,
             and `prepare` sees them (an explicit checkpoint means no default one is pretrained).
@@ -114,7 +119,7 @@ def prepare_upstream(name: str, quick: bool, progress: bool = True, given: dict[
     """
     module = load_module(name)
     prepare = getattr(module, "prepare", None)
-    return dict(prepare(quick=quick, progress=progress, given=dict(given or {}))) if prepare else {}
+    return dict(prepare(plan=plan, progress=progress, given=dict(given or {}))) if prepare else {}
 
 
 MAX_VALID_ROWS = 20000  # validation rows a probe is selected on (a fixed sample on frame-level sets)
@@ -318,11 +323,12 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
         # every dataset is read before any upstream work: a bad manifest stops the run at once
         datasets = {task: resolve_dataset(spec.dataset, cfg.quick) for task, spec in cfg.tasks.items()}
         fingerprints = {task: dataset_fingerprint(dataset) for task, dataset in datasets.items()}
+        plan = run_plan(cfg.quick).with_steps(cfg.pretrain_steps)
         for u_index, upstream in enumerate(cfg.upstreams, 1):
             upstream_start = time.perf_counter()
             stage(u_index, f"{upstream}: preparing (pretraining if its checkpoint is missing)")
             given = cfg.overrides.get(upstream, {})
-            options = {**prepare_upstream(upstream, cfg.quick, cfg.progress, given), **given}
+            options = {**prepare_upstream(upstream, plan, cfg.progress, given), **given}
             for variant in variants(options):
                 label = upstream + (f"[{variant.name}]" if variant.name else "")
                 pairs = {t: s for t, s in cfg.tasks.items() if variant.scope != CURVE or s.level == "clip"}

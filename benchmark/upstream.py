@@ -6,7 +6,7 @@ resampling audio, batching, caching, pooling). See `upstreams/_template.py`.
 
 Module-level names the harness reads (all but `load` optional; the README's contract table):
     load(**options): the upstream object.
-    prepare(quick, progress, given): `load` options for `melbench run` (`benchmark.run`).
+    prepare(plan, progress, given): `load` options for `melbench run` (`benchmark.run`).
     ARGUMENT: the option a `NAME:VALUE` name fills (`benchmark.registry`).
     CODE_OPTIONS: options naming modules whose code the features depend on (`benchmark.fingerprints`).
     CHECK_OPTIONS: options the contract tests load it with; REQUIRES: packages it needs.

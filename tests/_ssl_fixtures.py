@@ -6,7 +6,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-SSL_UPSTREAMS = ["mockingjay", "audio_albert", "tera", "apc", "wav2vec"]
+from benchmark.registry import available_upstreams, load_module
+
+# Every upstream melbench pretrains (its module defines a SPEC), from the registry: a new one gets
+# the pretraining, resume, loading and HEAR tests without an edit here.
+SSL_UPSTREAMS = [name for name in available_upstreams() if getattr(load_module(name), "SPEC", None) is not None]
+# Those built on upstreams._transformer (their configs have attention heads).
+TRANSFORMER_UPSTREAMS = [name for name in SSL_UPSTREAMS if hasattr(load_module(name).SPEC.config_cls, "heads")]
 
 
 def write_corpus(folder: Path, n_files: int = 8, seconds: float = 3.0, seed: int = 0) -> Path:

@@ -15,10 +15,11 @@ from benchmark.bench import bf16_unsupported
 from benchmark.bench_models import fake_mel, malloc_without_mmap, step_flops
 from benchmark.cli import main
 from benchmark.registry import load_module
+from _ssl_fixtures import TRANSFORMER_UPSTREAMS
 from upstreams._dropout import BLOCK_BYTES, blocks, dropout, dropout_attention, dropout_mask
 from upstreams._transformer import Linear, plain_attention
 
-FAMILY = ["mockingjay", "audio_albert", "tera", "wav2vec"]  # the upstreams built on upstreams._transformer
+FAMILY = TRANSFORMER_UPSTREAMS  # the upstreams built on upstreams._transformer, from the registry
 
 
 def _model(name: str, **overrides: object) -> torch.nn.Module:

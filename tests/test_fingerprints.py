@@ -125,6 +125,10 @@ def test_code_fingerprint_follows_the_helpers_an_upstream_imports(tmp_path: Path
     pkg = _package(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     before = code_fingerprint("userpkg.up", {})
+    files, packages = source_closure(pkg / "up.py", "userpkg.up")
+    assert pkg / "_helper.py" in files and pkg / "unrelated.py" not in files
+    assert all(f.is_relative_to(PROJECT_ROOT) or f.is_relative_to(pkg) for f in files)  # torch is a version, not files
+    assert any(p.startswith("torch==") for p in packages)
     (pkg / "unrelated.py").write_text("X = 2\n")
     assert code_fingerprint("userpkg.up", {}) == before  # a module it does not import
     first = extract_files("userpkg.up", {}, [wav_file], progress=False).items[0]
@@ -137,7 +141,7 @@ def test_code_fingerprint_follows_the_helpers_an_upstream_imports(tmp_path: Path
 def test_every_upstream_fingerprints_its_own_code_and_not_the_report() -> None:
     for name in available_upstreams():  # derived from the registry
         module = load_module(name)
-        files, packages = source_closure(Path(module.__file__), module.__name__, [])
+        files, packages = source_closure(Path(module.__file__), module.__name__)
         assert Path(module.__file__).resolve() in files and PROJECT_ROOT / "benchmark/upstream.py" in files
         assert PROJECT_ROOT / "benchmark/report.py" not in files and PROJECT_ROOT / "benchmark/cli.py" not in files
         assert any(p.startswith("torch==") for p in packages)
@@ -217,6 +221,11 @@ def test_after_a_run_extract_and_check_use_its_checkpoint(run_home: Path, tmp_pa
     assert main(["extract", "apc", str(wav_file), "--quiet"]) == 0
     assert main(["check", "apc"]) == 0
     assert "checks passed" in capsys.readouterr().out
+    assert main(["to-s3prl", "apc", str(tmp_path / "apc.ckpt")]) == 0  # the name means the run's checkpoint
+    assert f"apc checkpoint {checkpoints.DEFAULT_CHECKPOINT.folder('apc')} ->" in capsys.readouterr().out
+    from benchmark import hear
+
+    assert hear.load_model("apc").upstream.provenance["steps"] == 3  # the HEAR export too
     # An explicit checkpoint is used as given: nothing is pretrained in a home that has none.
     given = tmp_path / "given"
     shutil.copytree(checkpoints.DEFAULT_CHECKPOINT.folder("apc"), given)
@@ -253,3 +262,18 @@ def test_a_kill_during_recomputation_resumes_with_nothing_lost(tmp_path: Path, c
     assert resumed.returncode == 0, resumed.stderr
     assert f"{6 - n_new} probe runs, {n_new} already done" in resumed.stdout
     assert (out / "leaderboard.csv").read_text() == (reference / "leaderboard.csv").read_text()
+
+
+def test_pretrain_steps_gives_its_own_checkpoint_and_the_default_stays(run_home: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    demo = str(Path(__file__).parent / "demo_tasks.yaml")
+    assert main(["run", "--upstreams", "mel,apc", "--tasks-file", demo, "--fractions", "1", "--seeds", "1", "--quiet",
+                 "--no-layer-sweep", "--pretrain-steps", "5", "--out", str(tmp_path / "r")]) == 0
+    longer = checkpoints.DEFAULT_CHECKPOINT.with_steps(5).folder("apc")
+    assert longer.name == "mix-quick-tiny-5steps" and (longer / "model.safetensors").is_file()
+    assert "apc: pretraining tiny on mix-quick for 5 steps" in capsys.readouterr().out
+    assert not checkpoints.DEFAULT_CHECKPOINT.folder("apc").exists()  # the default checkpoint is another run
+    steps = {r["upstream_provenance"]["steps"] for r in read_runs(tmp_path / "r" / "runs.jsonl") if r["upstream"] == "apc"}
+    assert steps == {5}
+    assert main(["run", "--upstreams", "apc", "--tasks-file", demo, "--pretrain-steps", "0", "--out",
+                 str(tmp_path / "r")]) == 2

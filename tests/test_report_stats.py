@@ -122,3 +122,25 @@ def test_correlated_crops_widen_the_interval_when_their_track_is_the_unit() -> N
     lo_crop, hi_crop = percentile_ci(bootstrap("accuracy", y, scores, ("a", "b"), np.arange(400)))
     lo_track, hi_track = percentile_ci(bootstrap("accuracy", y, scores, ("a", "b"), track))
     assert hi_track - lo_track > 2 * (hi_crop - lo_crop)  # 40 independent units, not 400
+
+
+def test_the_report_keeps_the_latest_inputs_and_names_what_it_left_out() -> None:
+    from benchmark.report_provenance import current_records
+
+    noise = np.zeros(N_BOOT)
+    old = [{**record(u, "t", 1.0, 0, 0.5, noise), "code_sha256": "c1" if u == "learned" else None}
+           for u in ("mel", "learned")]
+    new = [{**record(u, "t", 1.0, 0, 0.6, noise), "date": "2026-02-01", "code_sha256": "c2" if u == "learned" else None}
+           for u in ("mel", "learned")]
+    kept, notes = current_records([*old, *new])  # the learned upstream's code changed; Mel's inputs did not
+    assert kept == [old[0], *new]
+    assert notes == ["- **learned x t**: 1 record(s) of older upstream code or checkpoint left out; the tables use "
+                     "code `c2`, checkpoint `none`."]
+    edited = [{**r, "dataset_sha256": "d2"} for r in new]  # then the dataset was edited
+    kept, notes = current_records([*old, *edited])
+    assert kept == edited and notes == ["- **t**: 2 record(s) of an older dataset fingerprint left out; the tables "
+                                        "use the latest (`d2`)."]
+    mixed = [edited[0], {**edited[1], "git_revision": "def"}]
+    kept, notes = current_records(mixed)
+    assert kept == mixed and notes == ["- The kept records come from 2 melbench revisions:",
+                                       "  - `abc`: mel x t", "  - `def`: learned x t"]

@@ -12,6 +12,7 @@ from benchmark.cli import main
 from benchmark.errors import MelbenchError
 from benchmark.registry import load_upstream
 from benchmark.runs import read_runs
+from upstreams._s3prl import S3PRL_FAMILIES, TRANSFORMER_FAMILIES
 from upstreams._s3prl_frontends import kaldi_audio_config, online_audio_config
 
 pytest.importorskip("s3prl", reason="the [s3prl] extra is not installed")
@@ -31,7 +32,7 @@ def _apc_checkpoint(folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["mockingjay", "tera", "audio_albert", "apc"])
+@pytest.mark.parametrize("name", S3PRL_FAMILIES)
 def test_adapter_frames_are_s3prl_own_hidden_states(name: str, tmp_path: Path) -> None:
     import importlib
 
@@ -73,7 +74,7 @@ def test_adapter_errors_name_the_problem(tmp_path: Path) -> None:
         load_upstream("s3prl:no_such_family", {"checkpoint": str(bad)})
 
 
-@pytest.mark.parametrize("name", ["mockingjay", "tera", "audio_albert", "apc"])
+@pytest.mark.parametrize("name", S3PRL_FAMILIES)
 def test_melbench_reads_s3prl_checkpoints_with_s3prl_hidden_states(name: str, tmp_path: Path) -> None:
     import importlib
 
@@ -93,7 +94,7 @@ def test_melbench_reads_s3prl_checkpoints_with_s3prl_hidden_states(name: str, tm
     assert not [r.detail for r in check_upstream(ours) if not r.passed]  # batched == single, frames vs duration
 
 
-@pytest.mark.parametrize("name", ["mockingjay", "tera", "audio_albert"])
+@pytest.mark.parametrize("name", TRANSFORMER_FAMILIES)
 def test_s3prl_reads_melbench_checkpoints_with_melbench_hidden_states(name: str, tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture) -> None:
     import importlib

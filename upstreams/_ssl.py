@@ -69,9 +69,10 @@ class SSLSpec:
         """The module's `load(**options)`: see `load_ssl` for the options."""
         return load_ssl(self, **options)
 
-    def prepare(self, quick: bool = False, progress: bool = True, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    def prepare(self, plan: checkpoints.CheckpointPlan, progress: bool = True,
+                given: dict[str, Any] | None = None) -> dict[str, Any]:
         """The module's `prepare`: `load` options for `melbench run` (see `prepare_ssl`)."""
-        return prepare_ssl(self, quick, progress, given)
+        return prepare_ssl(self, plan, progress, given)
 
     def to_s3prl(self, checkpoint: str | Path) -> dict[str, Any]:
         """The module's `to_s3prl`: a melbench checkpoint as an s3prl checkpoint dict
@@ -340,13 +341,13 @@ def config_record(spec: SSLSpec, config: Any, preset: str, corpus: str, step: in
     return {"upstream": spec.name, "preset": preset, "corpus": corpus, "step": step, "config": config_dict(config)}
 
 
-def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True,
+def prepare_ssl(spec: SSLSpec, plan: checkpoints.CheckpointPlan, progress: bool = True,
                 given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The checkpoint `melbench run` uses, pretraining it first if it does not exist.
 
     Args:
         spec: the upstream.
-        quick: `benchmark.checkpoints.QUICK_CHECKPOINT` instead of `DEFAULT_CHECKPOINT`.
+        plan: what the run pretrains (`benchmark.checkpoints.run_plan`).
         progress: show the pretraining progress bar.
         given: the user's options; a `checkpoint` (or `random_init`) among them is used as
             given, and nothing is pretrained.
@@ -359,7 +360,6 @@ def prepare_ssl(spec: SSLSpec, quick: bool = False, progress: bool = True,
 
     if given and (given.get("checkpoint") is not None or given.get("random_init")):
         return {}
-    plan = checkpoints.run_plan(quick)
     folder = plan.folder(spec.name)
     if finished_record(folder) is None:  # missing, or a killed run
         build(quick=plan.quick)  # the pretraining corpus (idempotent: seconds when already built)
