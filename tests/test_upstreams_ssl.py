@@ -132,3 +132,16 @@ def test_time_alter_treatments():
     n = selected.sum()
     assert abs(float((zeroed & selected).sum() / n) - 0.8) < 0.05
     assert abs(float((unchanged & selected).sum() / n) - 0.1) < 0.04
+
+
+def test_bestrq_targets_are_fixed_random_codes_stored_with_the_weights(tiny_checkpoints):
+    spec = load_upstream("bestrq", {"random_init": True, "preset": "tiny"}).model
+    other = load_upstream("bestrq", {"random_init": True, "preset": "tiny", "seed": 7}).model
+    assert torch.equal(spec.codebook, other.codebook) and torch.equal(spec.projection, other.projection)
+    assert not torch.equal(spec.head.weight, other.head.weight)  # only the weights follow the seed
+    trained = load_upstream("bestrq", {"checkpoint": str(tiny_checkpoints["bestrq"])}).model
+    assert torch.equal(trained.codebook, spec.codebook)  # read back from the checkpoint
+    mel = torch.randn(2, 50, 80)
+    codes = trained.targets((mel - trained.mel_mean) / trained.mel_std)
+    assert codes.shape == (2, 50) and int(codes.max()) < trained.config.codebook_size
+    assert len(codes.unique()) > 8  # frames spread over the codebook
