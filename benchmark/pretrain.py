@@ -21,10 +21,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmark.checkpoints import DEFAULT_CHECKPOINT, checkpoint_dir
+from benchmark.checkpoints import DEFAULT_CHECKPOINT, CheckpointPlan, checkpoint_dir
+from benchmark.config import config_dict
 from benchmark.errors import MelbenchError
 from benchmark.pretrain_data import MelCorpus, load_mel_corpus, resolve_corpus, sample_batch, seed_for
-from benchmark.train_state import STATE_FILE, load_checkpoint, read_record, save_checkpoint, save_snapshot
+from benchmark.train_state import (STATE_FILE, count_parameters, finished_record, load_checkpoint, read_record,
+                                   save_checkpoint, save_snapshot)
 
 VAL_BATCHES = 4
 
@@ -122,6 +124,41 @@ def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def config_record(spec: Any, config: Any, preset: str, corpus: str, step: int) -> dict[str, Any]:
+    """The `config.json` record of a checkpoint."""
+    return {"upstream": spec.name, "preset": preset, "corpus": corpus, "step": step, "config": config_dict(config)}
+
+
+def ensure_pretrained(name: str, plan: CheckpointPlan, progress: bool = True,
+                      given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint `melbench run` uses for an upstream melbench pretrains, pretraining it
+    first (building the corpus where missing) if it does not exist or was killed before its end.
+
+    Args:
+        name: the upstream (its module defines `SPEC`).
+        plan: what to pretrain (`benchmark.checkpoints.run_plan`).
+        progress: show the pretraining progress bar.
+        given: the user's options; a `checkpoint` (or `random_init`) among them is used as
+            given, and nothing is pretrained.
+
+    Returns:
+        `load` options: `{"checkpoint": folder}`, or `{}` when `given` names the model.
+    """
+    from benchmark.data.build import build
+
+    if given and (given.get("checkpoint") is not None or given.get("random_init")):
+        return {}
+    folder = plan.folder(name)
+    if finished_record(folder) is None:
+        build(quick=plan.quick)  # the pretraining corpus (idempotent: seconds when already built)
+        print(f"{name}: pretraining {plan.preset} on {plan.corpus_name} for {plan.steps} steps -> {folder}", flush=True)
+        # resume=True continues a killed earlier attempt exactly, or starts afresh if there is none.
+        pretrain(PretrainOptions(upstream=name, corpus=plan.corpus, quick=plan.quick, preset=plan.preset,
+                                 steps=plan.steps, out=folder, resume=True, progress=progress,
+                                 snapshot_steps=plan.snapshot_steps()))
+    return {"checkpoint": str(folder)}
+
+
 def pretrain_spec(name: str) -> Any:
     """The `SPEC` (an `upstreams._ssl.SSLSpec`) of an upstream melbench pretrains.
 
@@ -155,8 +192,6 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
         MelbenchError: unknown upstream/preset/corpus, bad overrides, an existing run without
             `--resume`, or `--resume` with nothing to resume.
     """
-    from upstreams._ssl import config_record, count_parameters
-
     spec = pretrain_spec(opts.upstream)
     rank, world, device = _distributed(opts.device)
     corpus_name, files = resolve_corpus(opts.corpus, opts.quick)

@@ -4,10 +4,11 @@
 Resuming: features come from the cache and a probe run already in runs.jsonl is skipped, so a
 killed run started again redoes at most the probe that was in flight.
 
-An upstream module may define `prepare(plan: CheckpointPlan, progress: bool, given: dict) -> dict`
-returning the `load` options `melbench run` should use (for a self-supervised model: the
-checkpoint of `plan`, pretraining it first if missing, unless `given`, the user's `--set`
-options, names one). Upstreams without it are loaded with the given options only.
+For an upstream melbench pretrains (its module defines `SPEC`) the run uses the checkpoint of
+its `CheckpointPlan`, pretraining it first if missing, unless the user's `--set` options name
+one (`benchmark.pretrain.ensure_pretrained`). Any other upstream module may define
+`prepare(plan: CheckpointPlan, progress: bool, given: dict) -> dict` returning the `load`
+options the run should use; without it an upstream is loaded with the given options only.
 """
 
 import hashlib
@@ -27,6 +28,7 @@ from benchmark.errors import MelbenchError
 from benchmark.extract import extract_files
 from benchmark.metrics import METRICS, bootstrap, percentile_ci
 from benchmark.fingerprints import dataset_fingerprint
+from benchmark.pretrain import ensure_pretrained
 from benchmark.registry import available_upstreams, load_module, load_upstream
 from benchmark.runs import RunLog, git_revision, now_utc, run_id
 from benchmark.subsets import low_data_subset, unit_of
@@ -118,6 +120,8 @@ def prepare_upstream(name: str, plan: CheckpointPlan, progress: bool = True,
         `load` options.
     """
     module = load_module(name)
+    if getattr(module, "SPEC", None) is not None:  # melbench pretrains it: the harness decides when
+        return ensure_pretrained(name, plan, progress, given)
     prepare = getattr(module, "prepare", None)
     return dict(prepare(plan=plan, progress=progress, given=dict(given or {}))) if prepare else {}
 

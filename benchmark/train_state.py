@@ -117,6 +117,11 @@ def save_snapshot(folder: Path, model: torch.nn.Module, record: dict[str, Any]) 
         json.dump(record, f, indent=2)
 
 
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of trainable parameters (shared weights counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def finished_record(folder: Path) -> dict[str, Any] | None:
     """A checkpoint folder's `config.json` record if its pretraining ran to its last step, else
     None (no checkpoint yet, or a run killed before the end: resume it)."""

@@ -6,11 +6,12 @@ resampling audio, batching, caching, pooling). See `upstreams/_template.py`.
 
 Module-level names the harness reads (all but `load` optional; the README's contract table):
     load(**options): the upstream object.
-    prepare(plan, progress, given): `load` options for `melbench run` (`benchmark.run`).
+    prepare(plan, progress, given): `load` options for `melbench run`, for upstreams without a SPEC (`benchmark.run`).
     ARGUMENT: the option a `NAME:VALUE` name fills (`benchmark.registry`).
     CODE_OPTIONS: options naming modules whose code the features depend on (`benchmark.fingerprints`).
     CHECK_OPTIONS: options the contract tests load it with; REQUIRES: packages it needs.
-    SPEC: an `upstreams._ssl.SSLSpec` for upstreams melbench pretrains (`benchmark.pretrain`).
+    SPEC: an `upstreams._ssl.SSLSpec` for upstreams melbench pretrains (`benchmark.pretrain`;
+        `melbench run` pretrains the run's checkpoint where missing).
     to_s3prl(checkpoint): the checkpoint in s3prl's format (`melbench to-s3prl`).
 
 Facts:

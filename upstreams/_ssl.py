@@ -28,10 +28,10 @@ import torch
 from benchmark import checkpoints
 from benchmark.check import MAX_BATCH_TOLERANCE
 from benchmark.checkpoints import checkpoint_dir
-from benchmark.config import build_config, config_dict
+from benchmark.config import build_config
 from benchmark.errors import MelbenchError
 from benchmark.logmel import LogMel, MelConfig
-from benchmark.train_state import CONFIG_FILE, MODEL_FILE, finished_record, read_tensors
+from benchmark.train_state import CONFIG_FILE, MODEL_FILE, count_parameters, read_tensors
 from benchmark.upstream import Upstream
 
 # What the contract tests load each SSL upstream with: an explicitly untrained tiny model.
@@ -69,11 +69,6 @@ class SSLSpec:
         """The module's `load(**options)`: see `load_ssl` for the options."""
         return load_ssl(self, **options)
 
-    def prepare(self, plan: checkpoints.CheckpointPlan, progress: bool = True,
-                given: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The module's `prepare`: `load` options for `melbench run` (see `prepare_ssl`)."""
-        return prepare_ssl(self, plan, progress, given)
-
     def to_s3prl(self, checkpoint: str | Path) -> dict[str, Any]:
         """The module's `to_s3prl`: a melbench checkpoint as an s3prl checkpoint dict
         (`upstreams._s3prl.to_s3prl`)."""
@@ -101,11 +96,6 @@ def init_mel_stats(model: torch.nn.Module, n_mels: int) -> None:
     """Register the `mel_mean`/`mel_std` buffers (identity normalisation until pretraining sets them)."""
     model.register_buffer("mel_mean", torch.zeros(n_mels))
     model.register_buffer("mel_std", torch.ones(n_mels))
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    """Number of trainable parameters (shared weights counted once)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def read_record_json(path: Path) -> dict[str, Any]:
@@ -334,39 +324,3 @@ def checkpoint_provenance(record: dict[str, Any], params: int) -> dict[str, Any]
         "batch_size": config.get("batch_size"), "crop_s": config.get("crop_s"), "params": params,
         "pretrain_s": record.get("pretrain_s"), "device": record.get("device"), "final_val_loss": val_loss[-1][1],
     }
-
-
-def config_record(spec: SSLSpec, config: Any, preset: str, corpus: str, step: int) -> dict[str, Any]:
-    """The `config.json` record of a checkpoint."""
-    return {"upstream": spec.name, "preset": preset, "corpus": corpus, "step": step, "config": config_dict(config)}
-
-
-def prepare_ssl(spec: SSLSpec, plan: checkpoints.CheckpointPlan, progress: bool = True,
-                given: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The checkpoint `melbench run` uses, pretraining it first if it does not exist.
-
-    Args:
-        spec: the upstream.
-        plan: what the run pretrains (`benchmark.checkpoints.run_plan`).
-        progress: show the pretraining progress bar.
-        given: the user's options; a `checkpoint` (or `random_init`) among them is used as
-            given, and nothing is pretrained.
-
-    Returns:
-        `load` options: `{"checkpoint": folder}`, or `{}` when `given` names the model.
-    """
-    from benchmark.data.build import build
-    from benchmark.pretrain import PretrainOptions, pretrain
-
-    if given and (given.get("checkpoint") is not None or given.get("random_init")):
-        return {}
-    folder = plan.folder(spec.name)
-    if finished_record(folder) is None:  # missing, or a killed run
-        build(quick=plan.quick)  # the pretraining corpus (idempotent: seconds when already built)
-        print(f"{spec.name}: pretraining {plan.preset} on {plan.corpus_name} for {plan.steps} steps -> {folder}",
-              flush=True)
-        # resume=True continues a killed earlier attempt exactly, or starts afresh if there is none.
-        pretrain(PretrainOptions(upstream=spec.name, corpus=plan.corpus, quick=plan.quick, preset=plan.preset,
-                                 steps=plan.steps, out=folder, resume=True, progress=progress,
-                                 snapshot_steps=plan.snapshot_steps()))
-    return {"checkpoint": str(folder)}

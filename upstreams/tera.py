@@ -18,8 +18,7 @@ SPEC = SSLSpec(
     model_cls=MaskedReconstruction,
 )
 
-# The contract: `load(**options)` (options: `upstreams._ssl.load_ssl`) and `prepare` for
-# `melbench run`; the imported CHECK_OPTIONS are what the contract tests load it with.
+# The contract: `load(**options)` (options: `upstreams._ssl.load_ssl`) and `SPEC` (the harness
+# pretrains it); the imported CHECK_OPTIONS are what the contract tests load it with.
 load = SPEC.load
-prepare = SPEC.prepare
 to_s3prl = SPEC.to_s3prl  # `melbench to-s3prl`: this model in s3prl's checkpoint format

@@ -170,7 +170,6 @@ SPEC = SSLSpec(
     model_cls=Wav2vec,
 )
 
-# The contract: `load(**options)` (options: `upstreams._ssl.load_ssl`) and `prepare` for
-# `melbench run`; the imported CHECK_OPTIONS are what the contract tests load it with.
+# The contract: `load(**options)` (options: `upstreams._ssl.load_ssl`) and `SPEC` (the harness
+# pretrains it); the imported CHECK_OPTIONS are what the contract tests load it with.
 load = SPEC.load
-prepare = SPEC.prepare
