@@ -29,10 +29,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from benchmark.check import check_upstream
-    from benchmark.registry import load_upstream
+    from benchmark.contract import check_module
+    from benchmark.registry import load_module, load_upstream
 
+    results = check_module(load_module(args.upstream))
     upstream = load_upstream(args.upstream, parse_overrides(args.set))
-    results = check_upstream(upstream)
+    results += check_upstream(upstream)
     for r in results:
         print(f"  {'PASS' if r.passed else 'FAIL'}  {r.name:<20} {r.detail}")
     failed = [r.name for r in results if not r.passed]

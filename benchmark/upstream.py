@@ -4,7 +4,8 @@ A module `upstreams/<name>.py` defines `load(**options) -> Upstream`. The return
 declares its facts and extracts frame features; the harness does the rest (reading and
 resampling audio, batching, caching, pooling). See `upstreams/_template.py`.
 
-Module-level names the harness reads (all but `load` optional; the README's contract table):
+Module-level names the harness reads (all but `load` optional; `benchmark.contract.CONTRACT`
+is the table `melbench check` verifies, shown in the README):
     load(**options): the upstream object.
     prepare(plan, progress, given): `load` options for `melbench run`, for upstreams without a SPEC (`benchmark.run`).
     ARGUMENT: the option a `NAME:VALUE` name fills (`benchmark.registry`).

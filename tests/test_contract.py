@@ -2,6 +2,7 @@
 
 import importlib.util
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from benchmark.check import check_upstream
+from benchmark.contract import CONTRACT, check_module
 from benchmark.errors import MelbenchError
 from benchmark.registry import available_upstreams, load_module, load_upstream
 from upstreams import _template
@@ -25,8 +27,23 @@ def test_every_upstream_passes_the_checker(name: str) -> None:
     if missing:
         pytest.skip(f"{name} needs {', '.join(missing)} (an optional extra), not installed")
     upstream = load_upstream(name, dict(getattr(module, "CHECK_OPTIONS", {})))
-    failures = [f"{r.name}: {r.detail}" for r in check_upstream(upstream) if not r.passed]
+    failures = [f"{r.name}: {r.detail}" for r in check_module(module) + check_upstream(upstream) if not r.passed]
     assert not failures, failures
+
+
+def test_module_names_are_checked_against_the_contract_table() -> None:
+    bad = types.ModuleType("bad_upstream")
+    bad.ARGUMENT, bad.CODE_OPTIONS, bad.SPEC = 3, "target", object()
+    results = {r.name: r for r in check_module(bad)}
+    assert results["module load"].detail == "expected a function load(**options) returning the upstream, got nothing"
+    assert results["module ARGUMENT"].detail == "expected the option name a NAME:VALUE name fills (a str), got int"
+    assert "got str" in results["module CODE_OPTIONS"].detail and not results["module SPEC"].passed
+    assert not any(r.passed for r in results.values())
+    # the README's table names exactly the names of the contract
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("Every module-level name the harness reads from an upstream module")[1].split("\n\n")[1]
+    names = [line.split("`")[1].split("(")[0] for line in table.splitlines()[2:]]
+    assert names == [entry.name for entry in CONTRACT]
 
 
 def test_mel_is_discovered_and_template_is_not() -> None:
