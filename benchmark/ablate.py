@@ -22,11 +22,10 @@ import yaml
 from benchmark.atomic import atomic_write
 from benchmark.config import build_config
 from benchmark.errors import MelbenchError
+from benchmark.report_stats import BASELINE
 from benchmark.runs import read_runs
 from benchmark.tasks import DEFAULT_TASKS_FILE, load_tasks
 from benchmark.train_state import finished_record
-
-BASELINE = "mel"
 
 
 @dataclass(frozen=True)
