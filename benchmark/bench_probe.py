@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from benchmark.audio import load_audio
-from benchmark.bench import COMPARED, BenchConfig, bench_options, timed
+from benchmark.bench_common import COMPARED, BenchConfig, bench_options, timed
 from benchmark.dataset import load_dataset_dir
 from benchmark.demo import build_demo_dataset
 from benchmark.fingerprints import dataset_fingerprint

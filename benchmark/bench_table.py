@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from benchmark.bench import COMPARED
+from benchmark.bench_common import COMPARED
 
 
 def format_table(record: dict[str, Any]) -> str:
