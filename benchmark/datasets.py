@@ -4,18 +4,17 @@ and public datasets read from a local copy (`LOADER:PATH`)."""
 import sys
 from pathlib import Path
 
-from benchmark.data.common import data_root
+from benchmark.data.common import DATASETS, data_root
 from benchmark.dataset import Dataset, load_dataset_dir
 from benchmark.errors import MelbenchError
 
-EMBEDDED = ("phones", "instrument", "pitch", "tagging", "key", "genre")
 
 
 def load_dataset(name_or_path: str, quick: bool = False, seed: int = 0) -> Dataset:
     """Resolve a dataset.
 
     Args:
-        name_or_path: an embedded name (see `EMBEDDED`), a folder with dataset.json +
+        name_or_path: an embedded name (`benchmark.data.common.DATASETS`), a folder with dataset.json +
             manifest.jsonl, a CSV/TSV manifest (bring your own, see `benchmark.data.byo`), or
             `LOADER:PATH` for a public dataset (see `benchmark.data.public.LOADERS`).
         quick: use the quick build of embedded datasets.
@@ -30,7 +29,7 @@ def load_dataset(name_or_path: str, quick: bool = False, seed: int = 0) -> Datas
     from benchmark.data.byo import load_manifest
     from benchmark.data.public import LOADERS
 
-    if name_or_path in EMBEDDED:
+    if name_or_path in DATASETS:
         folder = data_root(quick) / name_or_path
         if not (folder / "manifest.jsonl").exists():
             flag = " --quick" if quick else ""
@@ -50,6 +49,6 @@ def load_dataset(name_or_path: str, quick: bool = False, seed: int = 0) -> Datas
             print(f"melbench: warning: {path}: dropped {len(problems)} bad row(s), kept {len(dataset.items)} item(s)",
                   file=sys.stderr)
         return dataset
-    known = ", ".join(EMBEDDED)
+    known = ", ".join(DATASETS)
     raise MelbenchError(f"{name_or_path!r} is not an embedded dataset ({known}), a folder, a manifest "
                         f"file or LOADER:PATH ({', '.join(LOADERS)})")

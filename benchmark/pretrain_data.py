@@ -23,7 +23,6 @@ from benchmark.errors import MelbenchError
 from benchmark.home import melbench_home
 from benchmark.logmel import LogMel, MelConfig
 
-NAMED_CORPORA = ("music", "speech", "mix")
 VAL_FRACTION = 0.1
 LOGMEL_CACHE_FORMAT = 1
 
@@ -42,12 +41,10 @@ def resolve_corpus(corpus: str, quick: bool = False) -> tuple[str, list[Path]]:
     path = Path(corpus).expanduser()
     if path.exists():
         return path.resolve().stem, find_audio_files(path)
-    if corpus not in NAMED_CORPORA:
-        raise MelbenchError(f"corpus {corpus!r}: neither an existing path nor one of {', '.join(NAMED_CORPORA)}")
-    try:
-        from benchmark.corpora import corpus_files  # lazy: built on the data side of the project
-    except ImportError as err:
-        raise MelbenchError(f"corpus {corpus!r}: named corpora are not available in this checkout ({err})") from None
+    from benchmark.corpora import CORPORA, corpus_files  # lazy: built on the data side of the project
+
+    if corpus not in CORPORA:
+        raise MelbenchError(f"corpus {corpus!r}: neither an existing path nor one of {', '.join(CORPORA)}")
     return (f"{corpus}-quick" if quick else corpus), list(corpus_files(corpus, quick=quick))
 
 

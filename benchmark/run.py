@@ -98,9 +98,9 @@ def build_embedded_data(cfg: "RunConfig") -> None:
     The build is idempotent, so when everything is built this costs a few seconds.
     """
     from benchmark.data.build import build
-    from benchmark.datasets import EMBEDDED
+    from benchmark.data.common import DATASETS
 
-    if any(spec.dataset in EMBEDDED for spec in cfg.tasks.values()):
+    if any(spec.dataset in DATASETS for spec in cfg.tasks.values()):
         print(f"data: building the embedded corpus{' (quick)' if cfg.quick else ''} where missing", flush=True)
         build(quick=cfg.quick)
 

@@ -17,6 +17,9 @@ from benchmark.atomic import atomic_write
 from benchmark.errors import MelbenchError
 from benchmark.home import melbench_home
 
+# The embedded datasets `melbench data build` makes (one place: build, `load_dataset`, the CLI).
+DATASETS = ("phones", "instrument", "pitch", "tagging", "key", "genre")
+
 SR_HZ = 16000  # every embedded audio file is 16 kHz mono 16-bit FLAC
 
 
