@@ -43,11 +43,14 @@ TINY_TRAIN = {"batch_size": 4, "crop_s": 1.0, "warmup_steps": 5, "lr": 1e-3, "dr
 SMALL_TRAIN = {"batch_size": 8, "crop_s": 3.0, "warmup_steps": 200, "lr": 5e-4}
 
 
-class MaskedReconstruction(nn.Module):
-    """Transformer encoder + reconstruction head on normalised log-Mel frames.
+class MelTransformer(nn.Module):
+    """Corpus-normalised log-Mel frames -> input embedding -> post-LN transformer: the part of the
+    masked-prediction models (this family, `bestrq`) that extraction runs. Subclasses add their
+    head after calling this constructor, so weights are created in the same order.
 
     Args:
-        config: a `ReconstructionConfig` (or subclass).
+        config: a config with `n_mels`, `hidden`, `heads`, `ffn`, `layers`, `dropout`,
+            `share_weights` and `layer_norm_eps`.
     """
 
     def __init__(self, config: ReconstructionConfig):
@@ -59,7 +62,6 @@ class MaskedReconstruction(nn.Module):
         self.encoder = Encoder(
             config.hidden, config.heads, config.ffn, config.layers, config.dropout, config.share_weights, eps
         )
-        self.head = PredictionHead(config.hidden, config.n_mels, eps)
         self.feature_dim = config.hidden
         self.num_hidden = config.layers + 1
 
@@ -76,6 +78,18 @@ class MaskedReconstruction(nn.Module):
             frames: `(B,)` valid frame counts.
         """
         return self._encode((mel - self.mel_mean) / self.mel_std, frames)
+
+
+class MaskedReconstruction(MelTransformer):
+    """Transformer encoder + reconstruction head on normalised log-Mel frames.
+
+    Args:
+        config: a `ReconstructionConfig` (or subclass).
+    """
+
+    def __init__(self, config: ReconstructionConfig):
+        super().__init__(config)
+        self.head = PredictionHead(config.hidden, config.n_mels, config.layer_norm_eps)
 
     def forward(self, mel: torch.Tensor, frames: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict]:
         """The pretraining loss on a batch.

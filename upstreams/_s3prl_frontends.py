@@ -56,7 +56,27 @@ def online_audio_config(feat_type: str = "mel", n_mels: int = 80, delta: int = 0
             "input": feat, "target": {**feat, "channel": 1}}
 
 
-class OnlineFrontend(torch.nn.Module):
+class _PerClipFrontend(torch.nn.Module):
+    """What both front-ends share: clips computed one at a time (`_one`), then zero-padded; the
+    subclass sets `hop` and says where its frames sit (`grid_index`)."""
+
+    hop: int
+
+    def _one(self, wave: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(B, max_samples)` waves -> `(B, T', F)` zero-padded features and `(B,)` frame counts."""
+        feats = [self._one(w[: int(n)]) for w, n in zip(waves.cpu(), lengths)]
+        frames = torch.tensor([len(f) for f in feats])
+        return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(waves.device), frames.to(waves.device)
+
+    def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
+        """melbench's frame count for clips of `lengths` samples: `1 + n // hop`."""
+        return 1 + lengths // self.hop
+
+
+class OnlineFrontend(_PerClipFrontend):
     """s3prl's `OnlinePreprocessor` input features of one checkpoint (see the module docstring).
 
     Args:
@@ -121,16 +141,6 @@ class OnlineFrontend(torch.nn.Module):
             x = (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + self.eps)
         return x.T[:n_frames]  # (T, F')
 
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(B, max_samples)` waves -> `(B, T, F)` zero-padded features and `(B,)` frame counts."""
-        feats = [self._one(w[: int(n)]) for w, n in zip(waves.cpu(), lengths)]
-        frames = torch.tensor([len(f) for f in feats])
-        return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(waves.device), frames.to(waves.device)
-
-    def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
-        """melbench's frame count for clips of `lengths` samples: `1 + n // hop`."""
-        return 1 + lengths // self.hop
-
     def grid_index(self, lengths: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """`(B, T)` index of the frame under each melbench frame: the same frame (centred STFT)."""
         grid = torch.arange(int(self.num_frames(lengths).max()), device=frames.device)[None, :]  # (1, T)
@@ -144,9 +154,7 @@ def kaldi_audio_config(n_mels: int = 80) -> dict[str, Any]:
     return {"kaldi": {"feat_type": "fbank", "fbank": fbank}, "delta": {"order": 0}, "cmvn": {"use_cmvn": True}}
 
 
-
-
-class KaldiFrontend(torch.nn.Module):
+class KaldiFrontend(_PerClipFrontend):
     """s3prl's on-the-fly Kaldi features, from a checkpoint's `audio` section: torchaudio's
     Kaldi `fbank` (or `mfcc`), deltas, then per-utterance mean and variance normalisation.
 
@@ -171,6 +179,8 @@ class KaldiFrontend(torch.nn.Module):
     def _one(self, wave: torch.Tensor) -> torch.Tensor:
         import torchaudio
 
+        # two windows at least: the normalisation divides by the std over frames
+        wave = torch.nn.functional.pad(wave, (0, max(0, self.win + self.hop - wave.shape[-1])))
         extract = getattr(torchaudio.compliance.kaldi, self.feat_type)
         x = extract(wave[None], sample_frequency=16000, **self.kwargs)  # (T, F)
         feats = [x]
@@ -180,18 +190,6 @@ class KaldiFrontend(torch.nn.Module):
         if self.cmvn:
             x = (x - x.mean(0, keepdim=True)) / (1e-10 + x.std(0, keepdim=True))
         return x
-
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(B, max_samples)` waves -> `(B, T', F)` zero-padded features and `(B,)` frame counts."""
-        # two windows at least: the normalisation divides by the std over frames
-        feats = [self._one(torch.nn.functional.pad(w[: int(n)], (0, max(0, self.win + self.hop - int(n)))))
-                 for w, n in zip(waves.cpu(), lengths)]
-        frames = torch.tensor([len(f) for f in feats])
-        return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(waves.device), frames.to(waves.device)
-
-    def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
-        """melbench's frame count for clips of `lengths` samples: `1 + n // hop`."""
-        return 1 + lengths // self.hop
 
     def grid_index(self, lengths: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """`(B, T)` index of the Kaldi frame under each melbench frame (centred, `1 + n // hop`):

@@ -14,13 +14,12 @@ design within the paper's objective.
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from upstreams._masking import span_mask
-from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, sizes
-from upstreams._ssl import CHECK_OPTIONS, SSLSpec, TrainFields, init_mel_stats
-from upstreams._transformer import Encoder, InputEmbedding, Linear, valid_mask
+from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, MelTransformer, sizes
+from upstreams._ssl import CHECK_OPTIONS, SSLSpec, TrainFields
+from upstreams._transformer import Linear, valid_mask
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,7 @@ class BestRQConfig(TrainFields):
     ffn: int = 3072
     layers: int = 12
     dropout: float = 0.1
+    share_weights: bool = False  # one layer's weights across depth (as Audio ALBERT)
     layer_norm_eps: float = 1e-5
     codebook_size: int = 8192
     code_dim: int = 16
@@ -41,7 +41,7 @@ class BestRQConfig(TrainFields):
     quantizer_seed: int = 1234
 
 
-class BestRQ(nn.Module):
+class BestRQ(MelTransformer):
     """Transformer encoder + code classifier; frozen random-projection quantiser as buffers.
 
     Args:
@@ -49,34 +49,13 @@ class BestRQ(nn.Module):
     """
 
     def __init__(self, config: BestRQConfig):
-        super().__init__()
-        self.config = config
-        init_mel_stats(self, config.n_mels)
-        eps = config.layer_norm_eps
-        self.embed = InputEmbedding(config.n_mels, config.hidden, config.dropout, eps)
-        self.encoder = Encoder(config.hidden, config.heads, config.ffn, config.layers, config.dropout, eps=eps)
+        super().__init__(config)
         self.head = Linear(config.hidden, config.codebook_size)
         rng = torch.Generator().manual_seed(config.quantizer_seed)  # the targets do not depend on the weight seed
         projection = torch.randn(config.n_mels, config.code_dim, generator=rng) * (2 / (config.n_mels + config.code_dim)) ** 0.5
         codebook = F.normalize(torch.randn(config.codebook_size, config.code_dim, generator=rng), dim=-1)
         self.register_buffer("projection", projection)  # (n_mels, code_dim), Xavier-normal
         self.register_buffer("codebook", codebook)  # (K, code_dim), unit rows
-        self.feature_dim = config.hidden
-        self.num_hidden = config.layers + 1
-
-    def _encode(self, x: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
-        keep = valid_mask(frames, x.shape[1])  # (B, T)
-        h = self.embed(x)  # (B, T, D)
-        return [h, *self.encoder(h, keep)]
-
-    def hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
-        """Input embedding and every layer's output, each `(B, T, hidden)`.
-
-        Args:
-            mel: `(B, T, n_mels)` raw log-Mel frames (normalised here with corpus statistics).
-            frames: `(B,)` valid frame counts.
-        """
-        return self._encode((mel - self.mel_mean) / self.mel_std, frames)
 
     @torch.no_grad()
     def targets(self, clean: torch.Tensor) -> torch.Tensor:
