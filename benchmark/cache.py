@@ -41,8 +41,9 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
     Args:
         upstream: upstream name.
         options: its `load` options; a `checkpoint` path (file or folder) is replaced by its
-            sha256, and so is a `weights` path (the `hear` adapter's weights file).
-            The upstream's code fingerprint is computed from its name and these options.
+            sha256, and each option the module names in `FILE_OPTIONS` (the `hear` adapter's
+            `weights`) gets its content's sha256 beside it. The upstream's code fingerprint is
+            computed from its name and these options.
         layers: whether every hidden layer is stored.
         pool: whether frames are stored pooled (mean and std over time) instead of per frame.
 
@@ -52,10 +53,12 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
     opts = {k: str(v) if isinstance(v, Path) else v for k, v in sorted(options.items())}
     opts.pop("checkpoint", None)
     # a `NAME:ARGUMENT` name may fill the checkpoint (`hf:FOLDER`): hash what `load` will get
-    given = module_options(upstream, load_module(upstream), options)
+    module = load_module(upstream)
+    given = module_options(upstream, module, options)
     ckpt = given.get("checkpoint")
-    if given.get("weights"):
-        opts["weights_sha256"] = path_sha256(given["weights"])
+    for name in getattr(module, "FILE_OPTIONS", ()):
+        if given.get(name):
+            opts[f"{name}_sha256"] = path_sha256(given[name])
     return {
         "format": CACHE_FORMAT,
         "upstream": upstream,

@@ -5,7 +5,7 @@ import argparse
 import sys
 import traceback
 
-from benchmark.checkpoints import DEFAULT_CHECKPOINT
+from benchmark.pretraining.checkpoints import DEFAULT_CHECKPOINT
 from benchmark.commands import (cmd_ablate, cmd_bench, cmd_check, cmd_data_build, cmd_data_info, cmd_extract, cmd_list,
                                 cmd_pretrain, cmd_report, cmd_run, cmd_to_s3prl)
 from benchmark.errors import MelbenchError

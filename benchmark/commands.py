@@ -71,7 +71,7 @@ def _csv(value: str) -> tuple[str, ...]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.registry import default_upstreams
-    from benchmark.report_stats import BASELINE
+    from benchmark.report.summary import BASELINE
     from benchmark.run import RunConfig, run_all
     from benchmark.tasks import load_tasks
 
@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from benchmark.ablate import load_ablation, run_ablation
+    from benchmark.pretraining.ablate import load_ablation, run_ablation
 
     cfg = load_ablation(Path(args.file))
     out = Path(args.out) if args.out else Path("results") / "ablations" / Path(args.file).stem
@@ -122,7 +122,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.report import write_report
+    from benchmark.report.write import write_report
 
     for path in write_report(Path(args.out)):
         print(path)
@@ -130,8 +130,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmark.bench import BenchConfig, run_bench
-    from benchmark.bench_table import format_table
+    from benchmark.perf.bench import BenchConfig, run_bench
+    from benchmark.perf.table import format_table
 
     cfg = BenchConfig(device=args.device, preset=args.preset, batch_size=args.batch_size, clip_s=args.clip_s,
                       repeats=args.repeats, compile=args.compile, out_dir=Path(args.out))
@@ -149,7 +149,7 @@ def cmd_to_s3prl(args: argparse.Namespace) -> int:
     from benchmark.atomic import atomic_write
     from benchmark.registry import load_module
 
-    from benchmark.checkpoints import DEFAULT_CHECKPOINT
+    from benchmark.pretraining.checkpoints import DEFAULT_CHECKPOINT
     from benchmark.registry import available_upstreams
 
     if not Path(args.checkpoint).exists() and args.checkpoint in available_upstreams():
@@ -191,7 +191,7 @@ def _snapshot_steps(value: str | None) -> tuple[int, ...]:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from benchmark.pretrain import PretrainOptions, pretrain
+    from benchmark.pretraining.loop import PretrainOptions, pretrain
 
     opts = PretrainOptions(
         upstream=args.upstream,
@@ -221,7 +221,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def cmd_data_build(args: argparse.Namespace) -> int:
     from benchmark.data.build import DATASETS, build
     from benchmark.data.info import split_table
-    from benchmark.dataset import load_dataset_dir
+    from benchmark.data.manifest import load_dataset_dir
 
     start = time.perf_counter()
     report = build(quick=args.quick, seed=args.seed, games=args.games)
@@ -230,7 +230,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         dataset = load_dataset_dir(report.root / name)
         print(f"{name} ({dataset.level}, {len(dataset.classes)} classes):")
         print("\n".join(split_table(dataset)))
-    from benchmark.corpora import CORPORA, corpus_records
+    from benchmark.data.corpora import CORPORA, corpus_records
 
     for name in CORPORA:
         records = corpus_records(name, args.quick)
@@ -242,7 +242,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 def cmd_data_info(args: argparse.Namespace) -> int:
     from benchmark.data.build import DATASETS
     from benchmark.data.info import describe
-    from benchmark.datasets import load_dataset
+    from benchmark.data.load import load_dataset
 
     for name in [args.name] if args.name else DATASETS:
         print(describe(load_dataset(name, quick=args.quick), distribution=bool(args.name)))

@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from benchmark.check import CheckResult
+from benchmark.upstream import Reference
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,17 @@ CONTRACT = (
                "benchmark.registry"),
     ModuleName("CODE_OPTIONS", False, "option names whose values are modules (a tuple of str)", _strings,
                "benchmark.fingerprints"),
+    ModuleName("FILE_OPTIONS", False, "option names whose values are files the features depend on (a tuple of str)",
+               _strings, "benchmark.cache"),
     ModuleName("CHECK_OPTIONS", False, "the options the contract tests load it with (a dict)",
-               lambda v: isinstance(v, dict), "tests, benchmark.bench"),
+               lambda v: isinstance(v, dict), "tests, benchmark.perf.bench"),
     ModuleName("REQUIRES", False, "importable packages it needs (a tuple of str)", _strings, "tests"),
     ModuleName("SPEC", False, "an SSLSpec (name, config_cls, presets dict, model_cls)", _spec,
-               "benchmark.pretrain, benchmark.run"),
+               "benchmark.pretraining.loop, benchmark.run"),
     ModuleName("to_s3prl", False, "a function to_s3prl(checkpoint) returning an s3prl checkpoint dict", callable,
                "melbench to-s3prl"),
+    ModuleName("REFERENCE", False, "a benchmark.upstream.Reference (another library's build of an upstream)",
+               lambda v: isinstance(v, Reference), "benchmark.perf"),
 )
 
 

@@ -171,7 +171,7 @@ def dataset_fingerprint(dataset: Any) -> str:
     """What a dataset's results depend on: every item's labels, split, group and audio content.
 
     Args:
-        dataset: a `benchmark.dataset.Dataset`.
+        dataset: a `benchmark.data.manifest.Dataset`.
 
     Returns:
         16 hex digits. An audio file that cannot be read counts as "unreadable" (its item is

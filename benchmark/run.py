@@ -6,7 +6,7 @@ killed run started again redoes at most the probe that was in flight.
 
 For an upstream melbench pretrains (its module defines `SPEC`) the run uses the checkpoint of
 its `CheckpointPlan`, pretraining it first if missing, unless the user's `--set` options name
-one (`benchmark.pretrain.ensure_pretrained`). Any other upstream module may define
+one (`benchmark.pretraining.loop.ensure_pretrained`). Any other upstream module may define
 `prepare(plan: CheckpointPlan, progress: bool, given: dict) -> dict` returning the `load`
 options the run should use; without it an upstream is loaded with the given options only.
 """
@@ -22,17 +22,17 @@ from tqdm import tqdm
 
 from benchmark import __version__
 from benchmark.cache import cache_key
-from benchmark.checkpoints import CheckpointPlan, run_plan
-from benchmark.dataset import Dataset, load_dataset_dir
+from benchmark.pretraining.checkpoints import CheckpointPlan, run_plan
+from benchmark.data.manifest import Dataset, load_dataset_dir
 from benchmark.errors import MelbenchError
 from benchmark.extract import extract_files
 from benchmark.metrics import METRICS, bootstrap, percentile_ci
 from benchmark.fingerprints import dataset_fingerprint
-from benchmark.pretrain import ensure_pretrained
+from benchmark.pretraining.loop import ensure_pretrained
 from benchmark.registry import available_upstreams, load_module, load_upstream
 from benchmark.runs import RunLog, git_revision, now_utc, run_id
-from benchmark.subsets import low_data_subset, unit_of
-from benchmark.taskdata import Rows, build_rows
+from benchmark.data.subsets import low_data_subset, unit_of
+from benchmark.data.probe_rows import Rows, build_rows
 from benchmark.tasks import TaskSpec
 from benchmark.variants import CURVE, FULL, Variant, variants
 from downstreams.probes import ProbeConfig
@@ -73,7 +73,7 @@ class RunConfig:
 
 
 def resolve_dataset(name: str, quick: bool) -> Dataset:
-    """Load a task's dataset: the built-in demo, or anything `benchmark.datasets.load_dataset`
+    """Load a task's dataset: the built-in demo, or anything `benchmark.data.load.load_dataset`
     resolves (embedded name, dataset folder, user manifest, `LOADER:PATH`).
 
     Args:
@@ -84,10 +84,10 @@ def resolve_dataset(name: str, quick: bool) -> Dataset:
         The dataset.
     """
     if name == "demo":
-        from benchmark.demo import build_demo_dataset
+        from benchmark.data.demo import build_demo_dataset
 
         return load_dataset_dir(build_demo_dataset())
-    from benchmark.datasets import load_dataset
+    from benchmark.data.load import load_dataset
 
     return load_dataset(name, quick=quick)
 
@@ -302,7 +302,7 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
     Returns:
         Counts: `done` probe runs, `skipped_done` (already recorded), `failed_pairs`.
     """
-    from benchmark.report import write_report
+    from benchmark.report.write import write_report
 
     known = available_upstreams()
     for name in cfg.upstreams:

@@ -10,10 +10,13 @@ is the table `melbench check` verifies, shown in the README):
     prepare(plan, progress, given): `load` options for `melbench run`, for upstreams without a SPEC (`benchmark.run`).
     ARGUMENT: the option a `NAME:VALUE` name fills (`benchmark.registry`).
     CODE_OPTIONS: options naming modules whose code the features depend on (`benchmark.fingerprints`).
+    FILE_OPTIONS: options naming files the features depend on, hashed into the cache key (`benchmark.cache`).
     CHECK_OPTIONS: options the contract tests load it with; REQUIRES: packages it needs.
-    SPEC: an `upstreams._ssl.SSLSpec` for upstreams melbench pretrains (`benchmark.pretrain`;
+    SPEC: an `upstreams._ssl.SSLSpec` for upstreams melbench pretrains (`benchmark.pretraining.loop`;
         `melbench run` pretrains the run's checkpoint where missing).
     to_s3prl(checkpoint): the checkpoint in s3prl's format (`melbench to-s3prl`).
+    REFERENCE: a `Reference`, another library's build of a melbench upstream's architecture
+        that `melbench bench` times beside melbench's (`benchmark.perf`).
 
 Facts:
     sample_rate (int): the rate `extract` expects, in Hz; the harness resamples to it.
@@ -36,7 +39,32 @@ Methods:
         agree with `extract` on every clip's valid frames.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import torch
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Another library's implementation of a melbench upstream's architecture (a module's
+    `REFERENCE`), which `melbench bench` times side by side with melbench's own.
+
+    Attributes:
+        library: its name, as the bench's record and table show it.
+        upstream: the melbench upstream whose model config both sides are built from.
+        available: whether the library is installed.
+        pretrain_step: `(config, mel, bf16) -> step`: one closure per pretraining step on the
+            `(B, T, n_mels)` batch `mel`, masking, loss, backward and optimiser step included.
+        extract: `(config, device) -> run`: `run(mel)` returns every hidden state of `mel`.
+    """
+
+    library: str
+    upstream: str
+    available: Callable[[], bool]
+    pretrain_step: Callable[[Any, torch.Tensor, bool], Callable[[], None]]
+    extract: Callable[[Any, torch.device], Callable[[torch.Tensor], list[torch.Tensor]]]
 
 
 class Upstream:

@@ -2,7 +2,7 @@
 pretraining snapshots.
 
 A checkpoint folder written by `melbench pretrain` with `snapshot_steps` keeps the weights of
-a few earlier steps under `steps/<step>/` (`benchmark.pretrain.snapshots`). Step 0 is the
+a few earlier steps under `steps/<step>/` (`benchmark.pretraining.loop.snapshots`). Step 0 is the
 control: the same architecture, initial weights and corpus input statistics, never trained,
 shown as `NAME[random]`; the rest are the pretraining-compute curve, `NAME[step=N]`. Every
 upstream and option set gets the same treatment, so the control is what separates what the
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.pretrain import snapshots
+from benchmark.pretraining.loop import snapshots
 
 FULL = "full"  # every fraction and seed, plus the per-layer sweep
 CONTROL = "control"  # every fraction and seed

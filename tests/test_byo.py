@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from benchmark.data.byo import load_manifest
-from benchmark.datasets import load_dataset
+from benchmark.data.load import load_dataset
 from benchmark.errors import MelbenchError
 
 

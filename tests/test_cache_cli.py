@@ -1,4 +1,4 @@
-"""Feature cache, extraction driver, config overrides, tasks file, and the CLI."""
+"""Feature cache, extraction driver, and the CLI."""
 
 import json
 import subprocess
@@ -11,10 +11,7 @@ import soundfile as sf
 
 from benchmark.cache import FeatureCache, cache_key
 from benchmark.cli import main
-from benchmark.config import build_config, parse_overrides
-from benchmark.errors import MelbenchError
 from benchmark.extract import extract_files
-from benchmark.tasks import TaskSpec, load_tasks
 from tests.conftest import sine
 
 
@@ -64,27 +61,6 @@ def test_one_bad_file_does_not_lose_the_rest(tmp_path: Path, wav_file: Path) -> 
     assert report.skipped[0][0] == str(bad) and "cannot read audio" in report.skipped[0][1]
 
 
-def test_overrides_are_typed() -> None:
-    assert parse_overrides(["a=3", "b=0.5", "c=true", "d=text", "e="]) == {"a": 3, "b": 0.5, "c": True, "d": "text", "e": ""}
-    with pytest.raises(MelbenchError, match="expected key=value"):
-        parse_overrides(["novalue"])
-    spec = build_config(TaskSpec, {"dataset": "d", "level": "clip", "labels": "multiclass", "metrics": ["acc"], "seeds": 2})
-    assert spec.metrics == ("acc",) and spec.fractions == (0.01, 0.05, 0.1, 1.0)
-    with pytest.raises(MelbenchError, match="option 'seeds': expected int, got 2.5"):
-        build_config(TaskSpec, {"dataset": "d", "level": "clip", "labels": "x", "metrics": [], "seeds": 2.5})
-
-
-def test_tasks_file_rejects_unknown_keys_with_line(tmp_path: Path) -> None:
-    assert list(load_tasks()) == ["phones", "instrument", "pitch", "tagging", "key", "genre"]
-    bad = tmp_path / "tasks.yaml"
-    bad.write_text("tasks:\n  t:\n    dataset: d\n    level: clip\n    labels: multiclass\n    metric: [acc]\n")
-    with pytest.raises(MelbenchError, match=r"tasks.yaml:6: unknown key 'metric' in task 't'; known: dataset"):
-        load_tasks(bad)
-    bad.write_text("tasks:\n  t: {dataset: d, level: song, labels: multiclass, metrics: [a]}\n")
-    with pytest.raises(MelbenchError, match="tasks.yaml:2: task 't': level must be one of frame, clip, got 'song'"):
-        load_tasks(bad)
-
-
 def test_cli_extract_list_check(tmp_path: Path, wav_file: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["extract", "mel", str(wav_file), "--quiet", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
@@ -111,7 +87,6 @@ def test_console_script_and_module_entry(wav_file: Path) -> None:
         proc = subprocess.run([*cmd, "extract", "mel", str(wav_file), "--quiet"], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert "(151, 80)" in proc.stdout
-
 
 
 @pytest.mark.parametrize("upstream,options", [("mel", {}), ("mockingjay", {"random_init": True, "preset": "tiny"})])

@@ -7,10 +7,10 @@ from pathlib import Path
 import mir_eval
 import pytest
 
-from benchmark.corpora import CORPORA, corpus_files, corpus_records
+from benchmark.data.corpora import CORPORA, corpus_files, corpus_records
 from benchmark.data.build import DATASETS, build
 from benchmark.data.leaks import check_pretraining_disjoint, check_split_groups
-from benchmark.dataset import load_dataset_dir
+from benchmark.data.manifest import load_dataset_dir
 from benchmark.errors import MelbenchError
 
 

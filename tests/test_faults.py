@@ -21,7 +21,7 @@ from benchmark.cache import FeatureCache, cache_key
 from benchmark.data.byo import load_manifest
 from benchmark.errors import MelbenchError
 from benchmark.extract import extract_files
-from benchmark.pretrain import PretrainOptions, pretrain
+from benchmark.pretraining.loop import PretrainOptions, pretrain
 from benchmark.registry import load_upstream
 from tests.conftest import sine
 

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from benchmark import checkpoints, fingerprints
+from benchmark import fingerprints
+from benchmark.pretraining import checkpoints
 from benchmark.cache import FeatureCache, cache_key
-from benchmark.checkpoints import CheckpointPlan
+from benchmark.pretraining.checkpoints import CheckpointPlan
 from benchmark.cli import main
 from benchmark.extract import extract_files
 from benchmark.fingerprints import PROJECT_ROOT, code_fingerprint, content_sha256, source_closure
@@ -143,7 +144,7 @@ def test_every_upstream_fingerprints_its_own_code_and_not_the_report() -> None:
         module = load_module(name)
         files, packages = source_closure(Path(module.__file__), module.__name__)
         assert Path(module.__file__).resolve() in files and PROJECT_ROOT / "benchmark/upstream.py" in files
-        assert PROJECT_ROOT / "benchmark/report.py" not in files and PROJECT_ROOT / "benchmark/cli.py" not in files
+        assert PROJECT_ROOT / "benchmark/report/write.py" not in files and PROJECT_ROOT / "benchmark/cli.py" not in files
         assert any(p.startswith("torch==") for p in packages)
         if hasattr(module, "SPEC"):  # the self-supervised ones run the shared helper
             assert PROJECT_ROOT / "upstreams/_ssl.py" in files
@@ -190,7 +191,7 @@ def test_list_takes_the_tasks_file_and_aligns_long_names(tmp_path: Path, capsys:
     columns = {len(line) - len(line[2:].split(" ", 1)[1].lstrip()) for line in lines}
     assert len(columns) == 1, lines  # every description starts in the same column
     assert any("a_task_with_a_long_name" in line for line in lines)
-    from benchmark.datasets import load_dataset
+    from benchmark.data.load import load_dataset
 
     assert load_dataset(str(manifest)).name == "tones"  # the manifest's `name` column
 

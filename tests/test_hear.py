@@ -18,7 +18,7 @@ from benchmark.check import check_upstream
 from benchmark.cli import main
 from benchmark.errors import MelbenchError
 from benchmark.extract import features_of, pool_mean_std
-from benchmark.pretrain import PretrainOptions, pretrain
+from benchmark.pretraining.loop import PretrainOptions, pretrain
 from benchmark.registry import load_upstream
 from benchmark.runs import read_runs
 from _ssl_fixtures import SSL_UPSTREAMS, write_corpus

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from _ssl_fixtures import SSL_UPSTREAMS, write_corpus
 from benchmark.errors import MelbenchError
-from benchmark.pretrain import PretrainOptions, learning_rate, pretrain
+from benchmark.pretraining.loop import PretrainOptions, learning_rate, pretrain
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def test_validation_loss_falls(name, corpus, tmp_path):
     assert record["step"] == 100 and record["upstream"] == name and len(record["val_loss"]) == 3
 
 
-@pytest.mark.parametrize("name", ["tera", "wav2vec"])
+@pytest.mark.parametrize("name", SSL_UPSTREAMS)
 def test_stop_and_resume_equals_uninterrupted(name, corpus, tmp_path):
     common = dict(corpus=str(corpus), preset="tiny", steps=12, checkpoint_every=5, val_every=6, progress=False)
     pretrain(PretrainOptions(name, out=tmp_path / "full", **common))
@@ -121,27 +121,27 @@ def test_learning_rate_schedule():
 
 
 def test_corpus_logmel_is_cached_on_disk(corpus, tmp_path, monkeypatch):
-    from benchmark import pretrain_data
+    from benchmark.pretraining import frames
     from benchmark.logmel import MelConfig
 
     files = [Path(shutil.copy(f, tmp_path)) for f in sorted(corpus.glob("*.wav"))]  # edited below
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     files.append(tmp_path / "bad.wav")
     config = MelConfig()
-    computed, skipped = pretrain_data.corpus_logmel(files, config, progress=False)
+    computed, skipped = frames.corpus_logmel(files, config, progress=False)
     assert len(computed) == len(files) - 1 and len(skipped) == 1 and "bad.wav" in skipped[0]
 
     def must_not_compute(*args):
         raise AssertionError("the second read should come from the cache")
 
-    monkeypatch.setattr(pretrain_data, "_compute_logmel", must_not_compute)
-    cached, skipped_again = pretrain_data.corpus_logmel(files, config, progress=False)
+    monkeypatch.setattr(frames, "_compute_logmel", must_not_compute)
+    cached, skipped_again = frames.corpus_logmel(files, config, progress=False)
     assert skipped_again == skipped and len(cached) == len(computed)
     for a, b in zip(computed, cached):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
     # another front-end or an edited file is a different entry
     with pytest.raises(AssertionError, match="from the cache"):
-        pretrain_data.corpus_logmel(files, MelConfig(n_mels=40), progress=False)
+        frames.corpus_logmel(files, MelConfig(n_mels=40), progress=False)
     shutil.copy(files[1], files[0])
     with pytest.raises(AssertionError, match="from the cache"):
-        pretrain_data.corpus_logmel(files, config, progress=False)
+        frames.corpus_logmel(files, config, progress=False)

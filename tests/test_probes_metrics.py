@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmark.dataset import Item
+from benchmark.data.manifest import Item
 from benchmark.metrics import (
     METRICS,
     accuracy,
@@ -15,7 +15,7 @@ from benchmark.metrics import (
     pr_auc_macro,
     roc_auc_macro,
 )
-from benchmark.subsets import low_data_subset
+from benchmark.data.subsets import low_data_subset
 from downstreams.probes import ProbeConfig
 from downstreams.selection import train_probe
 
@@ -148,8 +148,8 @@ def test_multilabel_probe_learns_tags() -> None:
 def test_frame_rows_follow_segments_and_a_row_cap_samples_them() -> None:
     from pathlib import Path
 
-    from benchmark.dataset import Dataset
-    from benchmark.taskdata import build_rows
+    from benchmark.data.manifest import Dataset
+    from benchmark.data.probe_rows import build_rows
 
     # three 1 s utterances at 10 frames/s; frames outside every segment carry no label
     items = [Item(f"u{i}", Path(f"u{i}.wav"), "train", f"g{i}", 1.0, segments=((0.0, 0.5, "a"), (0.5, 0.9, "b")))

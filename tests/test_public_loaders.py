@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmark.datasets import load_dataset
+from benchmark.data.load import load_dataset
 
 
 def _audio(path: Path, dur_s: float = 0.3, fmt: str | None = None) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from benchmark.metrics import bootstrap, percentile_ci
-from benchmark.report import write_report
-from benchmark.report_stats import benjamini_hochberg, budgets, collect, compare
-from benchmark.report_text import interactions
+from benchmark.report.write import write_report
+from benchmark.report.summary import benjamini_hochberg, budgets, collect, compare
+from benchmark.report.text import interactions
 
 N_BOOT = 200
 
@@ -125,7 +125,7 @@ def test_correlated_crops_widen_the_interval_when_their_track_is_the_unit() -> N
 
 
 def test_the_report_keeps_the_latest_inputs_and_names_what_it_left_out() -> None:
-    from benchmark.report_provenance import current_records
+    from benchmark.report.provenance import current_records
 
     noise = np.zeros(N_BOOT)
     old = [{**record(u, "t", 1.0, 0, 0.5, noise), "code_sha256": "c1" if u == "learned" else None}

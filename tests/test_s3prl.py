@@ -102,7 +102,7 @@ def test_s3prl_reads_melbench_checkpoints_with_melbench_hidden_states(name: str,
     from s3prl.upstream.mockingjay.builder import PretrainedTransformer
 
     from benchmark.logmel import LogMel, MelConfig
-    from benchmark.pretrain import PretrainOptions, pretrain
+    from benchmark.pretraining.loop import PretrainOptions, pretrain
     from _ssl_fixtures import write_corpus
 
     corpus = write_corpus(tmp_path / "audio", n_files=2, seconds=1.0)
@@ -135,7 +135,7 @@ def test_s3prl_apc_reads_melbench_apc_with_melbench_outputs(tmp_path: Path) -> N
     from s3prl.upstream.apc.apc import APC
 
     from benchmark.logmel import LogMel, MelConfig
-    from benchmark.pretrain import PretrainOptions, pretrain
+    from benchmark.pretraining.loop import PretrainOptions, pretrain
     from _ssl_fixtures import write_corpus
 
     corpus = write_corpus(tmp_path / "audio", n_files=2, seconds=1.0)

@@ -5,7 +5,7 @@ import torch
 
 from benchmark.check import check_upstream
 from benchmark.errors import MelbenchError
-from benchmark.pretrain import PretrainOptions, pretrain
+from benchmark.pretraining.loop import PretrainOptions, pretrain
 from benchmark.registry import available_upstreams, load_upstream
 from _ssl_fixtures import SSL_UPSTREAMS, write_corpus
 from upstreams._masking import span_mask, time_alter

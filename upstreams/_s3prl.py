@@ -13,6 +13,7 @@ import argparse
 import pickle
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -76,6 +77,53 @@ def s3prl_positions(n_frames: int, hidden: int) -> torch.Tensor:
     from s3prl.upstream.mockingjay.builder import position_encoding
 
     return position_encoding(n_frames, hidden)
+
+
+def reference_pretrain_step(config: Any, mel: torch.Tensor, bf16: bool = False) -> Callable[[], None]:
+    """melbench's reconstruction pretraining step (`benchmark.perf.models`) with s3prl's
+    `TransformerModel` + `TransformerSpecPredictionHead`.
+
+    Args:
+        config: the melbench model config both sides are built from.
+        mel: `(B, T, n_mels)` batch on the target device.
+        bf16: autocast to bf16 (GPU only; s3prl itself trains in float32 or apex fp16).
+    """
+    torch.manual_seed(0)
+    transformer, head = (m.to(mel.device).train() for m in build_s3prl_reconstruction(config, mel.shape[-1]))
+    params = [*transformer.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    positions = s3prl_positions(mel.shape[1], config.hidden).to(mel.device)  # (T, hidden), broadcast over B
+    attention = torch.ones(mel.shape[:2], device=mel.device)  # (B, T)
+    selected = torch.rand(mel.shape[:2], generator=torch.Generator().manual_seed(0)).to(mel.device) < 0.15
+    masked = mel.masked_fill(selected[..., None], 0.0)  # (B, T, F): masked by the data loader in s3prl
+    weight = selected[..., None].expand_as(mel).float()
+
+    def step() -> None:
+        with torch.autocast(mel.device.type, dtype=torch.bfloat16, enabled=bf16 and mel.device.type == "cuda"):
+            hidden = transformer(masked, positions, attention, output_all_encoded_layers=False)  # (B, T, hidden)
+            pred, _ = head(hidden)  # (B, T, F)
+            loss = ((pred - mel).abs() * weight).sum() / weight.sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def reference_extract(config: Any, device: torch.device) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    """s3prl's transformer in eval mode: log-Mel frames in, every hidden state out.
+
+    The log-Mel front-end is melbench's on both sides, so the comparison is of the models.
+    """
+    torch.manual_seed(0)
+    transformer = build_s3prl_reconstruction(config)[0].to(device).eval()
+
+    @torch.inference_mode()
+    def run(mel: torch.Tensor) -> list[torch.Tensor]:
+        positions = s3prl_positions(mel.shape[1], config.hidden).to(device)
+        return transformer(mel, positions, torch.ones(mel.shape[:2], device=device))
+
+    return run
 
 
 # melbench `MaskedReconstruction` key <- s3prl key, per layer ({i}) and for the rest. s3prl's

@@ -8,12 +8,12 @@ Each SSL upstream module (`mockingjay`, `audio_albert`, `tera`, `apc`, `wav2vec`
     a clip's features do not depend on the padding around it;
   * `hidden_states(x, frames) -> list[(B, T, D)]`: input embedding then each layer;
   * `forward(x, frames, step) -> (loss, stats)`: the pretraining objective on a batch, called
-    by the shared loop in `benchmark.pretrain` (through DDP when distributed).
+    by the shared loop in `benchmark.pretraining.loop` (through DDP when distributed).
 
 Checkpoint folder: `model.safetensors` (weights and statistics, no pickle) and `config.json`
 (`upstream`, `preset`, `corpus`, `step`, `config`), by default under
 `$MELBENCH_HOME/checkpoints/<upstream>/<corpus>-<preset>/`; without a `checkpoint` option `load`
-reads the one `melbench run` pretrains (`benchmark.checkpoints.DEFAULT_CHECKPOINT`).
+reads the one `melbench run` pretrains (`benchmark.pretraining.checkpoints.DEFAULT_CHECKPOINT`).
 """
 
 import dataclasses
@@ -25,13 +25,13 @@ from typing import Any
 
 import torch
 
-from benchmark import checkpoints
+from benchmark.pretraining import checkpoints
 from benchmark.check import MAX_BATCH_TOLERANCE
-from benchmark.checkpoints import checkpoint_dir
+from benchmark.pretraining.checkpoints import checkpoint_dir
 from benchmark.config import build_config
 from benchmark.errors import MelbenchError
 from benchmark.logmel import LogMel, MelConfig
-from benchmark.train_state import CONFIG_FILE, MODEL_FILE, count_parameters, read_tensors
+from benchmark.pretraining.train_state import CONFIG_FILE, MODEL_FILE, count_parameters, read_tensors
 from benchmark.upstream import Upstream
 
 # What the contract tests load each SSL upstream with: an explicitly untrained tiny model.
@@ -110,7 +110,7 @@ def read_record_json(path: Path) -> dict[str, Any]:
 
 
 def read_checkpoint(spec: SSLSpec, folder: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint folder written by `benchmark.pretrain`.
+    """Read a checkpoint folder written by `benchmark.pretraining.loop`.
 
     Args:
         spec: the upstream the checkpoint must belong to.
@@ -230,7 +230,7 @@ def load_ssl(
     Args:
         spec: the upstream.
         checkpoint: a checkpoint folder, or an s3prl checkpoint file (`upstreams._s3prl`);
-            default: the one `melbench run` pretrains (`benchmark.checkpoints.DEFAULT_CHECKPOINT`),
+            default: the one `melbench run` pretrains (`benchmark.pretraining.checkpoints.DEFAULT_CHECKPOINT`),
             or that of `corpus` and `preset` where they are given.
         layer: hidden state returned by `extract` (0 = input embedding, -1 = last layer).
         preset: preset of the default checkpoint (or of the random model); default the run's.

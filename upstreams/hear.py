@@ -21,6 +21,7 @@ from benchmark.upstream import Upstream
 
 ARGUMENT = "target"  # `hear:MODULE` fills `target`
 CODE_OPTIONS = ("target",)  # the module's code is part of the features' cache key
+FILE_OPTIONS = ("weights",)  # the weights file's content hash is part of the features' cache key
 # The contract tests wrap melbench's own HEAR export of the Mel baseline: a full round trip.
 CHECK_OPTIONS = {"target": "benchmark.hear"}
 

@@ -23,12 +23,26 @@ from typing import Any
 import torch
 
 from benchmark.errors import MelbenchError
-from benchmark.upstream import Upstream
+from benchmark.upstream import Reference, Upstream
+from upstreams._s3prl import reference_extract, reference_pretrain_step, s3prl_model_module
 
 ARGUMENT = "name"  # `s3prl:NAME` fills `name`
 REQUIRES = ("s3prl",)  # the contract tests skip it, with that reason, where s3prl is missing
 # The contract tests check a checkpoint written by s3prl's own classes with random weights.
 CHECK_OPTIONS = {"name": "mockingjay", "random_init": True}
+
+
+def _s3prl_installed() -> bool:
+    try:
+        s3prl_model_module()
+        return True
+    except MelbenchError:
+        return False
+
+
+# `melbench bench` times s3prl's TransformerModel beside melbench's Mockingjay, built from one config.
+REFERENCE = Reference(library="s3prl", upstream="mockingjay", available=_s3prl_installed,
+                      pretrain_step=reference_pretrain_step, extract=reference_extract)
 
 SR_HZ, HOP, WINDOW = 16000, 160, 400
 
@@ -96,7 +110,6 @@ def random_checkpoint(name: str, folder: Path, audio: dict[str, Any] | None = No
     Returns:
         The checkpoint file.
     """
-    from upstreams._s3prl import s3prl_model_module
     from upstreams._s3prl_frontends import kaldi_audio_config, s3prl_frontend
 
     if name not in ("mockingjay", "tera", "audio_albert"):

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from benchmark.corpora import CORPORA, assemble
+from benchmark.data.corpora import CORPORA, assemble
 from benchmark.data.common import DATASETS, BuildContext, data_root, is_done, mark_done
 from benchmark.data.leaks import check_pretraining_disjoint, check_split_groups
-from benchmark.dataset import load_dataset_dir
+from benchmark.data.manifest import load_dataset_dir
 
 # Bump when a builder's output changes, so old builds are redone rather than mixed with new ones.
 BUILD_VERSION = 1

@@ -20,7 +20,7 @@ from pathlib import Path
 import soundfile as sf
 
 from benchmark.data.splits import grouped_stratified_split
-from benchmark.dataset import SPLITS, Dataset, Item
+from benchmark.data.manifest import SPLITS, Dataset, Item
 from benchmark.errors import MelbenchError
 
 

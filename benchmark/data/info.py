@@ -2,7 +2,10 @@
 
 from collections import Counter
 
-from benchmark.dataset import SPLITS, Dataset
+from benchmark.data.manifest import SPLITS, Dataset
+from benchmark.logmel import MelConfig
+
+HOP_S = MelConfig().hop_s  # frame-level labels are counted in log-Mel frames
 
 
 def split_table(dataset: Dataset) -> list[str]:
@@ -22,13 +25,13 @@ def split_table(dataset: Dataset) -> list[str]:
 
 
 def label_counts(dataset: Dataset, split: str) -> Counter:
-    """Items per label in one split (frame level: 10 ms frames per label)."""
+    """Items per label in one split (frame level: log-Mel frames, 10 ms each, per label)."""
     counts: Counter = Counter()
     for item in dataset.split(split):
         for lab in item.labels:
             counts[lab] += 1
         for start_s, end_s, lab in item.segments:
-            counts[lab] += round((end_s - start_s) * 100)
+            counts[lab] += round((end_s - start_s) / HOP_S)
     return counts
 
 

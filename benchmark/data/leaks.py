@@ -4,7 +4,7 @@ split, and no pretraining item (piece, note render, sentence, track) in any test
 import json
 from pathlib import Path
 
-from benchmark.dataset import Dataset
+from benchmark.data.manifest import Dataset
 from benchmark.errors import MelbenchError
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import soundfile as sf
 
 from benchmark.data.common import unit_hash
-from benchmark.dataset import Dataset, Item
+from benchmark.data.manifest import Dataset, Item
 from benchmark.errors import MelbenchError
 
 CPC_FRAME_S = 0.01

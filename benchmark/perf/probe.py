@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from benchmark.audio import load_audio
-from benchmark.bench_common import COMPARED, BenchConfig, bench_options, timed
-from benchmark.dataset import load_dataset_dir
-from benchmark.demo import build_demo_dataset
+from benchmark.perf.common import BenchConfig, bench_options, reference, timed
+from benchmark.data.manifest import load_dataset_dir
+from benchmark.data.demo import build_demo_dataset
 from benchmark.fingerprints import dataset_fingerprint
 from benchmark.home import melbench_home
 from benchmark.registry import load_upstream
@@ -42,12 +42,13 @@ def bench_probe_cache(cfg: BenchConfig) -> dict[str, Any]:
     device = torch.device(cfg.device)
     dataset = load_dataset_dir(build_demo_dataset())
     spec = TaskSpec(dataset="demo", level="clip", labels="multiclass", metrics=("accuracy",))
-    options = bench_options(COMPARED, cfg)
+    compared = reference().upstream
+    options = bench_options(compared, cfg)
     variant = Variant(None, options, None, FULL)
     out_dir = melbench_home() / "probe-runs"
-    run_cfg = RunConfig(upstreams=(COMPARED,), tasks={"demo": spec}, out_dir=out_dir, progress=False)
-    upstream = load_upstream(COMPARED, options)
-    pair = (COMPARED, variant, "demo", spec, dataset, dataset_fingerprint(dataset), upstream.num_layers)
+    run_cfg = RunConfig(upstreams=(compared,), tasks={"demo": spec}, out_dir=out_dir, progress=False)
+    upstream = load_upstream(compared, options)
+    pair = (compared, variant, "demo", spec, dataset, dataset_fingerprint(dataset), upstream.num_layers)
     with RunLog(out_dir / "warm-up") as log:  # extracts and caches the features, off the clock
         TaskRunner(run_cfg, log, *pair).load()
     start = time.perf_counter()
@@ -73,7 +74,7 @@ def bench_probe_cache(cfg: BenchConfig) -> dict[str, Any]:
     item_epochs = sum(r["probe_epochs"] * r["n_train_items"] for r in records)
     reextract_s = train_s + item_epochs * per_item_s
     return {
-        "task": "demo", "upstream": COMPARED, "probe_runs": len(records), "train_items": len(train),
+        "task": "demo", "upstream": compared, "probe_runs": len(records), "train_items": len(train),
         "probe_epochs_total": sum(r["probe_epochs"] for r in records), "cached_s": cached_s,
         "probe_train_s": train_s, "extract_epoch": epoch_t, "reextract_estimate_s": reextract_s,
         "ratio": reextract_s / cached_s,

@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from benchmark.dataset import Item
+from benchmark.data.manifest import Item
 
 
 def unit_of(item: Item) -> str:

@@ -1,6 +1,6 @@
-"""The work `melbench bench` times: pretraining steps and extraction passes of melbench's
-reconstruction transformer and of s3prl's own classes built from the same configuration, plus
-the FLOP counts behind model FLOPs utilisation.
+"""The work `melbench bench` times on melbench's side: pretraining steps of its models, plus the
+FLOP counts behind model FLOPs utilisation. The other library's side is its module's
+`REFERENCE` (`benchmark.upstream.Reference`; s3prl's classes in `upstreams/_s3prl.py`).
 
 Both sides get the same batch of log-Mel frames, the same threads and (on the CPU) the same
 float32 dtype. s3prl's step starts from frames already masked (its data loader masks them, off
@@ -17,7 +17,10 @@ from typing import Any
 
 import torch
 
-N_MELS = 80
+from benchmark.logmel import MelConfig
+
+# The frames both sides read: melbench's log-Mel front-end at its defaults.
+N_MELS, FRAME_RATE = MelConfig().n_mels, MelConfig().frame_rate
 # glibc's mallopt parameters and their defaults (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
@@ -65,56 +68,6 @@ def melbench_pretrain_step(spec: Any, config: Any, mel: torch.Tensor, bf16: bool
         optimizer.step()
 
     return step
-
-
-def s3prl_pretrain_step(config: Any, mel: torch.Tensor, bf16: bool = False) -> Callable[[], None]:
-    """The same step with s3prl's `TransformerModel` + `TransformerSpecPredictionHead`.
-
-    Args:
-        config: the melbench model config both sides are built from.
-        mel: `(B, T, n_mels)` batch on the target device.
-        bf16: autocast to bf16 (GPU only; s3prl itself trains in float32 or apex fp16).
-    """
-    from upstreams._s3prl import build_s3prl_reconstruction, s3prl_positions
-
-    torch.manual_seed(0)
-    transformer, head = (m.to(mel.device).train() for m in build_s3prl_reconstruction(config, mel.shape[-1]))
-    params = [*transformer.parameters(), *head.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    positions = s3prl_positions(mel.shape[1], config.hidden).to(mel.device)  # (T, hidden), broadcast over B
-    attention = torch.ones(mel.shape[:2], device=mel.device)  # (B, T)
-    selected = torch.rand(mel.shape[:2], generator=torch.Generator().manual_seed(0)).to(mel.device) < 0.15
-    masked = mel.masked_fill(selected[..., None], 0.0)  # (B, T, F): masked by the data loader in s3prl
-    weight = selected[..., None].expand_as(mel).float()
-
-    def step() -> None:
-        with autocast(mel.device, bf16):
-            hidden = transformer(masked, positions, attention, output_all_encoded_layers=False)  # (B, T, hidden)
-            pred, _ = head(hidden)  # (B, T, F)
-            loss = ((pred - mel).abs() * weight).sum() / weight.sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
-def s3prl_extract(config: Any, device: torch.device) -> Callable[[torch.Tensor], list[torch.Tensor]]:
-    """s3prl's transformer in eval mode: log-Mel frames in, every hidden state out.
-
-    The log-Mel front-end is melbench's on both sides, so the comparison is of the models.
-    """
-    from upstreams._s3prl import build_s3prl_reconstruction, s3prl_positions
-
-    torch.manual_seed(0)
-    transformer = build_s3prl_reconstruction(config)[0].to(device).eval()
-
-    @torch.inference_mode()
-    def run(mel: torch.Tensor) -> list[torch.Tensor]:
-        positions = s3prl_positions(mel.shape[1], config.hidden).to(device)
-        return transformer(mel, positions, torch.ones(mel.shape[:2], device=device))
-
-    return run
 
 
 def step_flops(config: Any, batch: int, n_frames: int) -> float:

@@ -3,7 +3,7 @@
 Confidence intervals combine both sources of variation: for each bootstrap replicate b (a
 resample of the test split's independent units, the same for every upstream) the seeds are
 resampled with replacement and their replicate-b metrics averaged; the 2.5th and 97.5th
-percentiles over b form the 95% interval (`benchmark.report_stats`). Effects over the Mel
+percentiles over b form the 95% interval (`benchmark.report.summary`). Effects over the Mel
 baseline are computed the same way on per-seed, per-replicate differences, which are paired:
 the same seed gives the same labelled subset and the same replicate the same test resample.
 Columns are label budgets: fractions that gave the same subsets for every seed are one column.
@@ -16,8 +16,8 @@ from typing import Any
 
 from benchmark.atomic import atomic_write
 from benchmark.errors import MelbenchError
-from benchmark.report_provenance import current_records
-from benchmark.report_stats import Table, budgets, collect, compare, compute_curves, label_order, summarise
+from benchmark.report.provenance import current_records
+from benchmark.report.summary import Table, budgets, collect, compare, compute_curves, label_order, summarise
 from benchmark.runs import read_runs
 
 def _fmt(s: dict[str, Any]) -> str:
@@ -69,8 +69,8 @@ def write_report(out_dir: Path) -> list[Path]:
     Raises:
         MelbenchError: there are no records.
     """
-    from benchmark.report_plots import write_curve_plots, write_plots, write_summary_plot
-    from benchmark.report_text import write_report_md
+    from benchmark.report.plots import write_curve_plots, write_plots, write_summary_plot
+    from benchmark.report.text import write_report_md
 
     records, provenance = current_records(read_runs(out_dir / "runs.jsonl"))
     if not records:

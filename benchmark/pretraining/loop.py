@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmark.checkpoints import DEFAULT_CHECKPOINT, CheckpointPlan, checkpoint_dir
+from benchmark.pretraining.checkpoints import DEFAULT_CHECKPOINT, CheckpointPlan, checkpoint_dir
 from benchmark.config import config_dict
 from benchmark.errors import MelbenchError
-from benchmark.pretrain_data import MelCorpus, load_mel_corpus, resolve_corpus, sample_batch, seed_for
-from benchmark.train_state import (STATE_FILE, count_parameters, finished_record, load_checkpoint, read_record,
+from benchmark.pretraining.frames import MelCorpus, load_mel_corpus, resolve_corpus, sample_batch, seed_for
+from benchmark.pretraining.train_state import (STATE_FILE, count_parameters, finished_record, load_checkpoint, read_record,
                                    save_checkpoint, save_snapshot)
 
 VAL_BATCHES = 4
@@ -91,7 +91,7 @@ def _distributed(device: str | None) -> tuple[int, int, torch.device]:
 
 def validation_loss(model: torch.nn.Module, corpus: MelCorpus, config: Any, device: torch.device) -> float:
     """Mean loss on fixed crops of the held-out files with fixed masks (same value for same weights)."""
-    crop_frames = round(config.crop_s * 100)
+    crop_frames = round(config.crop_s * corpus.frame_rate)
     generator = torch.Generator().manual_seed(seed_for(config.train_seed, "val-data"))
     was_training = model.training
     model.eval()
@@ -136,7 +136,7 @@ def ensure_pretrained(name: str, plan: CheckpointPlan, progress: bool = True,
 
     Args:
         name: the upstream (its module defines `SPEC`).
-        plan: what to pretrain (`benchmark.checkpoints.run_plan`).
+        plan: what to pretrain (`benchmark.pretraining.checkpoints.run_plan`).
         progress: show the pretraining progress bar.
         given: the user's options; a `checkpoint` (or `random_init`) among them is used as
             given, and nothing is pretrained.
@@ -269,8 +269,8 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
         history.append([0, validation_loss(model, data, config, device)])
     if step == 0:
         snapshot()
-    crop_frames = round(config.crop_s * 100)
-    audio_per_step_s = config.batch_size * crop_frames / 100 * world
+    crop_frames = round(config.crop_s * data.frame_rate)
+    audio_per_step_s = config.batch_size * crop_frames / data.frame_rate * world
     started = time.monotonic()
     first_step = step
     bar = tqdm(total=total, initial=step, desc=f"pretrain {spec.name}", disable=not opts.progress or rank != 0)

@@ -27,10 +27,10 @@ Table = dict[tuple[str, str, float], dict[int, dict[str, Any]]]  # (task, label,
 
 def upstream_label(record: dict[str, Any]) -> str:
     """Display name: the upstream, its variant (`random` for the untrained control, `step=N` for
-    a pretraining snapshot) and its options other than the checkpoint path (a weights file
-    shows by its file name, which keeps table columns and plot legends narrow)."""
-    opts = {k: Path(v).name if k == "weights" else v for k, v in record["upstream_options"].items()
-            if k != "checkpoint"}
+    a pretraining snapshot) and its options other than the checkpoint path (a path shows by
+    its file name, which keeps table columns and plot legends narrow)."""
+    opts = {k: Path(v).name if isinstance(v, str) and "/" in v else v
+            for k, v in record["upstream_options"].items() if k != "checkpoint"}
     parts = ([record["variant"]] if record.get("variant") else []) + [f"{k}={v}" for k, v in sorted(opts.items())]
     return record["upstream"] + (f"[{', '.join(parts)}]" if parts else "")
 

@@ -4,7 +4,7 @@ their split sizes, the probe protocol (grid and what was chosen), revisions and 
 from collections import Counter
 from typing import Any
 
-from benchmark.report_stats import Table, budgets, upstream_label
+from benchmark.report.summary import Table, budgets, upstream_label
 
 
 def _pretraining(prov: dict[str, Any] | None) -> str:

@@ -1,9 +1,7 @@
-"""The plain-text table `melbench bench` prints from its record (`benchmark.bench.run_bench`)."""
+"""The plain-text table `melbench bench` prints from its record (`benchmark.perf.bench.run_bench`)."""
 
 from collections.abc import Callable
 from typing import Any
-
-from benchmark.bench_common import COMPARED
 
 
 def format_table(record: dict[str, Any]) -> str:
@@ -16,6 +14,7 @@ def format_table(record: dict[str, Any]) -> str:
         return "n/a (s3prl extra not installed)" if value is None else f"{value:.2f}x"
 
     env, pre, ext, probe = record["environment"], record["pretrain"], record["extract"], record["probe"]
+    compared = record["reference"]["upstream"]
     lines = [f"melbench bench on {env['device']} ({env['device_name']}, {env['threads']} threads, torch {env['torch']}), "
              f"preset {record['config']['preset']}, {record['config']['repeats']} repeats",
              "", f"pretraining step, {pre['batch_size']} x {pre['clip_s']:g} s (audio s per s):"]
@@ -31,7 +30,7 @@ def format_table(record: dict[str, Any]) -> str:
     for name, r in ext["upstreams"].items():
         lines.append(f"  {name:<22}{span(r['x_realtime'], 'x')}")
     if "s3prl" in ext:
-        lines.append(f"  {'s3prl (' + COMPARED + ')':<22}{span(ext['s3prl']['x_realtime'], 'x')}")
+        lines.append(f"  {'s3prl (' + compared + ')':<22}{span(ext['s3prl']['x_realtime'], 'x')}")
     lines.append(f"  ratio vs s3prl        {ratio(record['extract_ratio_vs_s3prl'])}")
     lines += _bf16_lines(record, span, ratio)
     heap = record["without_mmap"]
@@ -40,7 +39,7 @@ def format_table(record: dict[str, Any]) -> str:
         for name, row in heap["pretrain"].items():
             lines.append(f"  pretraining {name:<10}{span(row['audio_s_per_s'], 'audio s/s')}")
         lines.append(f"  ratio vs s3prl        {ratio(record['pretrain_ratio_vs_s3prl_without_mmap'])}")
-        lines.append(f"  extraction {COMPARED:<11}{span(heap['extract']['upstreams'][COMPARED]['x_realtime'], 'x')}")
+        lines.append(f"  extraction {compared:<11}{span(heap['extract']['upstreams'][compared]['x_realtime'], 'x')}")
         if "s3prl" in heap["extract"]:
             lines.append(f"  extraction s3prl      {span(heap['extract']['s3prl']['x_realtime'], 'x')}")
         lines.append(f"  ratio vs s3prl        {ratio(record['extract_ratio_vs_s3prl_without_mmap'])}")
@@ -56,7 +55,7 @@ def format_table(record: dict[str, Any]) -> str:
 
 
 def _bf16_lines(record: dict[str, Any], span: Callable[..., str], ratio: Callable[[float | None], str]) -> list[str]:
-    ext = record["extract_bf16"]
+    ext, compared = record["extract_bf16"], record["reference"]["upstream"]
     if "skipped" in ext:
         return ["", f"extraction under bf16 autocast: skipped ({ext['skipped']})"]
     error = ext["feature_error_vs_float32"]
@@ -65,8 +64,8 @@ def _bf16_lines(record: dict[str, Any], span: Callable[..., str], ratio: Callabl
     for name, r in ext["upstreams"].items():
         lines.append(f"  {name:<22}{span(r['x_realtime'], 'x')}")
     if "s3prl" in ext:
-        lines.append(f"  {'s3prl (' + COMPARED + ')':<22}{span(ext['s3prl']['x_realtime'], 'x')}")
-        ours = ext["upstreams"][COMPARED]["x_realtime"]["median"]
+        lines.append(f"  {'s3prl (' + compared + ')':<22}{span(ext['s3prl']['x_realtime'], 'x')}")
+        ours = ext["upstreams"][compared]["x_realtime"]["median"]
         lines.append(f"  ratio vs s3prl        {ratio(record['extract_ratio_vs_s3prl_bf16'])} "
                      f"(vs s3prl at float32: {ours / record['extract']['s3prl']['x_realtime']['median']:.2f}x)")
     return lines

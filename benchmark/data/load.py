@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from benchmark.data.common import DATASETS, data_root
-from benchmark.dataset import Dataset, load_dataset_dir
+from benchmark.data.manifest import Dataset, load_dataset_dir
 from benchmark.errors import MelbenchError
 
 

@@ -11,7 +11,7 @@ made at which melbench revision when the kept records come from more than one.
 from collections import Counter, defaultdict
 from typing import Any
 
-from benchmark.report_stats import upstream_label
+from benchmark.report.summary import upstream_label
 
 
 def _short(value: Any) -> str:

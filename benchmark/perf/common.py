@@ -1,7 +1,8 @@
-"""What every section of `melbench bench` shares: its config, the compared upstream, the
-interleaved timer and the bench's load options (split from `benchmark.bench` so that the probe
-section, `benchmark.bench_probe`, imports it without a cycle)."""
+"""What every section of `melbench bench` shares: its config, the reference it compares with, the
+interleaved timer and the bench's load options (split from `benchmark.perf.bench` so that the probe
+section, `benchmark.perf.probe`, imports it without a cycle)."""
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Hashable
@@ -11,11 +12,31 @@ from typing import Any, TypeVar
 
 import torch
 
-from benchmark.bench_models import sync
-from benchmark.registry import load_module
+from benchmark.errors import MelbenchError
+from benchmark.perf.models import sync
+from benchmark.registry import available_upstreams, load_module
+from benchmark.upstream import Reference
 
 K = TypeVar("K", bound=Hashable)
-COMPARED = "mockingjay"  # the melbench upstream whose architecture s3prl's classes reproduce
+REFERENCE_LIBRARY = "s3prl"  # the bench times melbench beside this library's own classes
+
+
+@functools.cache
+def reference() -> Reference:
+    """The `REFERENCE` (module contract) of `REFERENCE_LIBRARY` that a discovered upstream module
+    declares; its `upstream` is the melbench upstream the bench compares.
+
+    Raises:
+        MelbenchError: no module declares one.
+    """
+    for name in available_upstreams():
+        try:
+            found = getattr(load_module(name), "REFERENCE", None)
+        except MelbenchError:  # a module that does not import is `melbench check`'s business
+            continue
+        if isinstance(found, Reference) and found.library == REFERENCE_LIBRARY:
+            return found
+    raise MelbenchError(f"melbench bench: no upstream module declares a REFERENCE for {REFERENCE_LIBRARY}")
 
 
 @dataclass(frozen=True)

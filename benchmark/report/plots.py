@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.report_stats import (
+from benchmark.report.summary import (
     FDR_Q, Comparison, Table, is_baseline, is_control, is_snapshot, label_order, summarise, upstream_label,
 )
 

@@ -22,10 +22,10 @@ import yaml
 from benchmark.atomic import atomic_write
 from benchmark.config import build_config
 from benchmark.errors import MelbenchError
-from benchmark.report_stats import BASELINE
+from benchmark.report.summary import BASELINE
 from benchmark.runs import read_runs
 from benchmark.tasks import DEFAULT_TASKS_FILE, load_tasks
-from benchmark.train_state import finished_record
+from benchmark.pretraining.train_state import finished_record
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def load_ablation(path: Path) -> AblationConfig:
     Raises:
         MelbenchError: unreadable file, unknown key, wrong type, or an override the upstream lacks.
     """
-    from benchmark.pretrain import pretrain_spec
+    from benchmark.pretraining.loop import pretrain_spec
 
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -92,7 +92,7 @@ def run_ablation(cfg: AblationConfig, out_dir: Path, progress: bool = True) -> l
     Returns:
         One row per (arm, task, fraction).
     """
-    from benchmark.pretrain import PretrainOptions, pretrain
+    from benchmark.pretraining.loop import PretrainOptions, pretrain
     from benchmark.run import RunConfig, run_all
 
     tasks = load_tasks(cfg.tasks_file)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.atomic import atomic_write
-from benchmark.report_setup import setup_lines
-from benchmark.report_stats import (
+from benchmark.report.setup import setup_lines
+from benchmark.report.summary import (
     FDR_Q, Comparison, Table, budgets, compute_curves, effect, interaction, is_baseline, is_control,
 )
 

@@ -23,29 +23,17 @@ from typing import Any
 import torch
 
 from benchmark.atomic import atomic_write
-from benchmark.bench_models import (
-    fake_mel, malloc_without_mmap, matmul_peak_flops, melbench_pretrain_step, s3prl_extract, s3prl_pretrain_step,
-    step_flops,
+from benchmark.perf.models import (
+    FRAME_RATE, fake_mel, malloc_without_mmap, matmul_peak_flops, melbench_pretrain_step, step_flops,
 )
-from benchmark.bench_common import COMPARED, QUICK, BenchConfig, bench_options, rate, timed, timed_together
-from benchmark.bench_probe import bench_probe_cache
+from benchmark.perf.common import QUICK, BenchConfig, bench_options, rate, reference, timed, timed_together
+from benchmark.perf.probe import bench_probe_cache
 from benchmark.errors import MelbenchError
 from benchmark.registry import default_upstreams, load_module, load_upstream
 from benchmark.upstream import batch_extract
 
-def s3prl_available() -> bool:
-    """Whether the `[s3prl]` extra is installed (its model module imports)."""
-    try:
-        from upstreams._s3prl import s3prl_model_module
-
-        s3prl_model_module()
-        return True
-    except MelbenchError:
-        return False
-
-
 def _compared_config(cfg: BenchConfig) -> tuple[Any, Any]:
-    spec = load_module(COMPARED).SPEC
+    spec = load_module(reference().upstream).SPEC
     return spec, spec.config(cfg.preset)
 
 
@@ -53,13 +41,13 @@ def _pretrain_times(cfg: BenchConfig, with_s3prl: bool, compiled: bool) -> dict[
     """Timed pretraining steps of melbench (and compiled, and s3prl's classes), with throughput."""
     device = torch.device(cfg.device)
     spec, config = _compared_config(cfg)
-    mel = fake_mel(cfg.batch_size, round(cfg.clip_s * 100), device)
+    mel = fake_mel(cfg.batch_size, round(cfg.clip_s * FRAME_RATE), device)
     bf16 = device.type == "cuda"
     steps = {"melbench": melbench_pretrain_step(spec, config, mel, bf16)}
     if compiled:
         steps["melbench_compiled"] = melbench_pretrain_step(spec, config, mel, bf16, True)
     if with_s3prl:
-        steps["s3prl"] = s3prl_pretrain_step(config, mel)
+        steps["s3prl"] = reference().pretrain_step(config, mel, False)
     rows = timed_together(steps, cfg.repeats, device)
     return {name: {**t, "audio_s_per_s": rate(t, cfg.batch_size * cfg.clip_s)} for name, t in rows.items()}
 
@@ -73,7 +61,7 @@ def bench_pretrain(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
                            "dtype": {"melbench": "bf16 autocast" if bf16 else "float32", "s3prl": "float32"}, **rows}
     if device.type == "cuda":
         _, config = _compared_config(cfg)
-        flops = step_flops(config, cfg.batch_size, round(cfg.clip_s * 100))
+        flops = step_flops(config, cfg.batch_size, round(cfg.clip_s * FRAME_RATE))
         peak = matmul_peak_flops(device)
         achieved = flops / rows["melbench"]["median_s"]
         out["mfu"] = {"step_tflop": flops / 1e12, "achieved_tflops": achieved / 1e12,
@@ -96,7 +84,7 @@ def bench_without_mmap(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
             return {"skipped": "not glibc: mallopt is unavailable"}
         return {"allocator": "glibc malloc, mmap off (M_MMAP_MAX=0), no trimming",
                 "pretrain": _pretrain_times(cfg, with_s3prl, compiled=False),
-                "extract": bench_extract(cfg, with_s3prl, (COMPARED,))}
+                "extract": bench_extract(cfg, with_s3prl, (reference().upstream,))}
 
 
 def _waves(batch: int, clip_s: float, sr_hz: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +123,7 @@ def bench_extract(cfg: BenchConfig, with_s3prl: bool, names: tuple[str, ...] | N
 
         _, config = _compared_config(cfg)
         frontend = LogMel(MelConfig()).to(device)
-        model = s3prl_extract(config, device)
+        model = reference().extract(config, device)
         waves, _ = _waves(cfg.batch_size, cfg.clip_s, frontend.config.sr_hz)
 
         def run_s3prl() -> None:
@@ -144,14 +132,14 @@ def bench_extract(cfg: BenchConfig, with_s3prl: bool, names: tuple[str, ...] | N
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     model(mel)
 
-        runs["s3prl", COMPARED] = run_s3prl
+        runs["s3prl", reference().upstream] = run_s3prl
     times = {key: {**t, "x_realtime": rate(t, audio_s)} for key, t in timed_together(runs, cfg.repeats, device).items()}
     out: dict[str, Any] = {"batch_size": cfg.batch_size, "clip_s": cfg.clip_s, "precision": precision,
                            "upstreams": {name: t for (side, name), t in times.items() if side == "melbench"}}
     if unsupported:
         out["without_precision_option"] = unsupported
     if with_s3prl:
-        out["s3prl"] = times["s3prl", COMPARED]
+        out["s3prl"] = times["s3prl", reference().upstream]
     return out
 
 
@@ -173,12 +161,12 @@ def bench_extract_bf16(cfg: BenchConfig, with_s3prl: bool) -> dict[str, Any]:
     if reason:
         return {"skipped": reason}
     out = bench_extract(cfg, with_s3prl, precision="bf16")
-    upstreams = {p: load_upstream(COMPARED, bench_options(COMPARED, cfg) | {"precision": p}) for p in ("float32", "bf16")}
+    upstreams = {p: load_upstream(reference().upstream, bench_options(reference().upstream, cfg) | {"precision": p}) for p in ("float32", "bf16")}
     waves, lengths = _waves(cfg.batch_size, cfg.clip_s, upstreams["bf16"].sample_rate)
     with torch.inference_mode():
         feats = {p: batch_extract(up, waves, lengths, layers=True)[0] for p, up in upstreams.items()}  # (B, layers, T, D)
     error = (feats["bf16"] - feats["float32"]).pow(2).sum((0, 2, 3)).sqrt() / feats["float32"].pow(2).sum((0, 2, 3)).sqrt()
-    out["feature_error_vs_float32"] = {"upstream": COMPARED, "worst_layer_relative_rms": float(error.max())}
+    out["feature_error_vs_float32"] = {"upstream": reference().upstream, "worst_layer_relative_rms": float(error.max())}
     return out
 
 
@@ -186,7 +174,7 @@ def bench_scaling(cfg: BenchConfig) -> dict[str, Any]:
     """How extraction and pretraining time grow with clip length (batch 1) and batch size."""
     device = torch.device(cfg.device)
     spec, config = _compared_config(cfg)
-    upstream = load_upstream(COMPARED, bench_options(COMPARED, cfg))
+    upstream = load_upstream(reference().upstream, bench_options(reference().upstream, cfg))
     bf16 = device.type == "cuda"
     out: dict[str, Any] = {"by_length": [], "by_batch": []}
 
@@ -197,7 +185,7 @@ def bench_scaling(cfg: BenchConfig) -> dict[str, Any]:
             with torch.inference_mode():
                 batch_extract(upstream, waves.to(device), lengths, layers=True)
 
-        mel = fake_mel(batch, round(clip_s * 100), device)
+        mel = fake_mel(batch, round(clip_s * FRAME_RATE), device)
         return {"batch_size": batch, "clip_s": clip_s, "extract": timed(extract, cfg.repeats, device),
                 "pretrain_step": timed(melbench_pretrain_step(spec, config, mel, bf16), cfg.repeats, device)}
 
@@ -246,7 +234,7 @@ def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
         cfg = replace(cfg, **QUICK)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise MelbenchError("--device cuda: no CUDA device is visible to torch")
-    with_s3prl = s3prl_available()
+    with_s3prl = reference().available()
     pretrain = bench_pretrain(cfg, with_s3prl)
     extract = bench_extract(cfg, with_s3prl)
     extract_bf16 = bench_extract_bf16(cfg, with_s3prl)
@@ -259,6 +247,7 @@ def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
         "probe_cache_ratio": probe["ratio"],
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "s3prl_installed": with_s3prl,
+        "reference": {"library": reference().library, "upstream": reference().upstream},
         "environment": environment(cfg),
         "pretrain": pretrain,
         "extract": extract,
@@ -287,4 +276,4 @@ def _ratio(section: dict[str, Any], ours: str, theirs: str, key: str) -> float |
 def _ratio_extract(extract: dict[str, Any]) -> float | None:
     if "s3prl" not in extract:
         return None
-    return extract["upstreams"][COMPARED]["x_realtime"]["median"] / extract["s3prl"]["x_realtime"]["median"]
+    return extract["upstreams"][reference().upstream]["x_realtime"]["median"] / extract["s3prl"]["x_realtime"]["median"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.dataset import Dataset, Item
+from benchmark.data.manifest import Dataset, Item
 
 
 @dataclass

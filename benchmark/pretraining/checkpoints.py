@@ -19,7 +19,7 @@ class CheckpointPlan:
     """One default checkpoint: what it is pretrained on, at which size, for how long.
 
     Attributes:
-        corpus: a named corpus (`benchmark.corpora.CORPORA`).
+        corpus: a named corpus (`benchmark.data.corpora.CORPORA`).
         preset: the upstream's preset.
         steps: optimiser steps.
         quick: the quick build of the corpus.

@@ -41,7 +41,7 @@ def resolve_corpus(corpus: str, quick: bool = False) -> tuple[str, list[Path]]:
     path = Path(corpus).expanduser()
     if path.exists():
         return path.resolve().stem, find_audio_files(path)
-    from benchmark.corpora import CORPORA, corpus_files  # lazy: built on the data side of the project
+    from benchmark.data.corpora import CORPORA, corpus_files  # lazy: built on the data side of the project
 
     if corpus not in CORPORA:
         raise MelbenchError(f"corpus {corpus!r}: neither an existing path nor one of {', '.join(CORPORA)}")
@@ -63,6 +63,7 @@ class MelCorpus:
     mean: torch.Tensor  # (n_mels,) per-bin mean over all training frames
     std: torch.Tensor  # (n_mels,)
     train_s: float  # seconds of training audio
+    frame_rate: float  # log-Mel frames per second (`MelConfig.frame_rate`)
     skipped: list[str] = field(default_factory=list)  # one line per unreadable file: path and problem
 
 
@@ -153,7 +154,7 @@ def load_mel_corpus(files: list[Path], n_mels: int, seed: int, progress: bool = 
     train = [mels[i] for i in sorted(order[n_val:])]
     frames = torch.cat(train)  # (sum T, n_mels)
     std = frames.std(0).clamp(min=1e-3)  # a constant bin must not blow up the normalisation
-    return MelCorpus(train, val, frames.mean(0), std, len(frames) / config.frame_rate, skipped)
+    return MelCorpus(train, val, frames.mean(0), std, len(frames) / config.frame_rate, config.frame_rate, skipped)
 
 
 def sample_batch(

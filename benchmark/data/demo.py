@@ -29,7 +29,7 @@ def _tone(kind: str, f0_hz: float, rng: np.random.Generator, duration_s: float =
 
 
 def build_demo_dataset(root: Path | None = None, per_class: int = 30, seed: int = 0) -> Path:
-    """Write the demo dataset (idempotent) in the manifest format of `benchmark.dataset`.
+    """Write the demo dataset (idempotent) in the manifest format of `benchmark.data.manifest`.
 
     Args:
         root: folder (default `$MELBENCH_HOME/data/demo`).
