@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "pretrain",
         help="pretrain a self-supervised upstream on a corpus (checkpoints under $MELBENCH_HOME)",
-        description="Pretrain UPSTREAM (mockingjay, audio_albert, tera, apc, wav2vec) on a named corpus "
+        description="Pretrain UPSTREAM (any upstream whose module declares a SPEC, those `melbench list` says melbench pretrains) on a named corpus "
         "or any folder of audio. Checkpoints go to $MELBENCH_HOME/checkpoints/<upstream>/<corpus>-<preset>/ "
         "unless --out is given; --resume continues the last checkpoint exactly. Multi-process: "
         "`torchrun --nproc_per_node N -m benchmark pretrain ...`.",

@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from benchmark.audio import load_audio
 from benchmark.cache import FeatureCache, cache_key
-from benchmark.fingerprints import content_sha256
 from benchmark.errors import MelbenchError
+from benchmark.fingerprints import content_sha256
 from benchmark.registry import load_upstream
 from benchmark.upstream import batch_extract, extract_chunked, pad_batch
 

@@ -22,17 +22,17 @@ from tqdm import tqdm
 
 from benchmark import __version__
 from benchmark.cache import cache_key
-from benchmark.pretraining.checkpoints import CheckpointPlan, run_plan
 from benchmark.data.manifest import Dataset, load_dataset_dir
+from benchmark.data.probe_rows import Rows, build_rows
+from benchmark.data.subsets import low_data_subset, unit_of
 from benchmark.errors import MelbenchError
 from benchmark.extract import extract_files
-from benchmark.metrics import METRICS, bootstrap, percentile_ci
 from benchmark.fingerprints import dataset_fingerprint
+from benchmark.metrics import METRICS, bootstrap, percentile_ci
+from benchmark.pretraining.checkpoints import CheckpointPlan, run_plan
 from benchmark.pretraining.loop import ensure_pretrained
 from benchmark.registry import available_upstreams, load_module, load_upstream
 from benchmark.runs import RunLog, git_revision, now_utc, run_id
-from benchmark.data.subsets import low_data_subset, unit_of
-from benchmark.data.probe_rows import Rows, build_rows
 from benchmark.tasks import TaskSpec
 from benchmark.variants import CURVE, FULL, Variant, variants
 from downstreams.probes import ProbeConfig

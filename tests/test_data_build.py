@@ -7,8 +7,8 @@ from pathlib import Path
 import mir_eval
 import pytest
 
-from benchmark.data.corpora import CORPORA, corpus_files, corpus_records
 from benchmark.data.build import DATASETS, build
+from benchmark.data.corpora import CORPORA, corpus_files, corpus_records
 from benchmark.data.leaks import check_pretraining_disjoint, check_split_groups
 from benchmark.data.manifest import load_dataset_dir
 from benchmark.errors import MelbenchError

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.data.splits import grouped_stratified_split
 from benchmark.data.speech import PHONE_CLASSES, fold_phone, read_segs
+from benchmark.data.splits import grouped_stratified_split
 from benchmark.errors import MelbenchError
 
 

@@ -15,12 +15,12 @@ import pytest
 import soundfile as sf
 
 from benchmark import fingerprints
-from benchmark.pretraining import checkpoints
 from benchmark.cache import FeatureCache, cache_key
-from benchmark.pretraining.checkpoints import CheckpointPlan
 from benchmark.cli import main
 from benchmark.extract import extract_files
 from benchmark.fingerprints import PROJECT_ROOT, code_fingerprint, content_sha256, source_closure
+from benchmark.pretraining import checkpoints
+from benchmark.pretraining.checkpoints import CheckpointPlan
 from benchmark.registry import available_upstreams, load_module
 from benchmark.runs import read_runs
 

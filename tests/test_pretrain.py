@@ -121,8 +121,8 @@ def test_learning_rate_schedule():
 
 
 def test_corpus_logmel_is_cached_on_disk(corpus, tmp_path, monkeypatch):
-    from benchmark.pretraining import frames
     from benchmark.logmel import MelConfig
+    from benchmark.pretraining import frames
 
     files = [Path(shutil.copy(f, tmp_path)) for f in sorted(corpus.glob("*.wav"))]  # edited below
     (tmp_path / "bad.wav").write_bytes(b"not audio")

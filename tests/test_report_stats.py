@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from benchmark.metrics import bootstrap, percentile_ci
-from benchmark.report.write import write_report
 from benchmark.report.summary import benjamini_hochberg, budgets, collect, compare
 from benchmark.report.text import interactions
+from benchmark.report.write import write_report
 
 N_BOOT = 200
 

@@ -14,8 +14,8 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.errors import MelbenchError
-from benchmark.report.write import write_report
 from benchmark.report.summary import effect
+from benchmark.report.write import write_report
 from benchmark.runs import RunLog, read_runs
 
 DEMO_TASKS = str(Path(__file__).parent / "demo_tasks.yaml")

@@ -25,12 +25,12 @@ from typing import Any
 
 import torch
 
-from benchmark.pretraining import checkpoints
 from benchmark.check import MAX_BATCH_TOLERANCE
-from benchmark.pretraining.checkpoints import checkpoint_dir
 from benchmark.config import build_config
 from benchmark.errors import MelbenchError
 from benchmark.logmel import LogMel, MelConfig
+from benchmark.pretraining import checkpoints
+from benchmark.pretraining.checkpoints import checkpoint_dir
 from benchmark.pretraining.train_state import CONFIG_FILE, MODEL_FILE, count_parameters, read_tensors
 from benchmark.upstream import Upstream
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from benchmark.data.corpora import CORPORA, assemble
 from benchmark.data.common import DATASETS, BuildContext, data_root, is_done, mark_done
+from benchmark.data.corpora import CORPORA, assemble
 from benchmark.data.leaks import check_pretraining_disjoint, check_split_groups
 from benchmark.data.manifest import load_dataset_dir
 

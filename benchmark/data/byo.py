@@ -19,8 +19,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from benchmark.data.splits import grouped_stratified_split
 from benchmark.data.manifest import SPLITS, Dataset, Item
+from benchmark.data.splits import grouped_stratified_split
 from benchmark.errors import MelbenchError
 
 

@@ -11,8 +11,8 @@ from typing import Callable
 
 import soundfile as sf
 
-from benchmark.data.splits import grouped_stratified_split
 from benchmark.data.manifest import Dataset, Item
+from benchmark.data.splits import grouped_stratified_split
 from benchmark.errors import MelbenchError
 
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")

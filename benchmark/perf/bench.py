@@ -23,14 +23,15 @@ from typing import Any
 import torch
 
 from benchmark.atomic import atomic_write
+from benchmark.errors import MelbenchError
+from benchmark.perf.common import QUICK, BenchConfig, bench_options, rate, reference, timed, timed_together
 from benchmark.perf.models import (
     FRAME_RATE, fake_mel, malloc_without_mmap, matmul_peak_flops, melbench_pretrain_step, step_flops,
 )
-from benchmark.perf.common import QUICK, BenchConfig, bench_options, rate, reference, timed, timed_together
 from benchmark.perf.probe import bench_probe_cache
-from benchmark.errors import MelbenchError
 from benchmark.registry import default_upstreams, load_module, load_upstream
 from benchmark.upstream import batch_extract
+
 
 def _compared_config(cfg: BenchConfig) -> tuple[Any, Any]:
     spec = load_module(reference().upstream).SPEC

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from benchmark.audio import load_audio
-from benchmark.perf.common import BenchConfig, bench_options, reference, timed
-from benchmark.data.manifest import load_dataset_dir
 from benchmark.data.demo import build_demo_dataset
+from benchmark.data.manifest import load_dataset_dir
 from benchmark.fingerprints import dataset_fingerprint
 from benchmark.home import melbench_home
+from benchmark.perf.common import BenchConfig, bench_options, reference, timed
 from benchmark.registry import load_upstream
 from benchmark.run import RunConfig, TaskRunner
 from benchmark.runs import RunLog, read_runs

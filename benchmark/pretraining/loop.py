@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmark.pretraining.checkpoints import DEFAULT_CHECKPOINT, CheckpointPlan, checkpoint_dir
 from benchmark.config import config_dict
 from benchmark.errors import MelbenchError
+from benchmark.pretraining.checkpoints import DEFAULT_CHECKPOINT, CheckpointPlan, checkpoint_dir
 from benchmark.pretraining.frames import MelCorpus, load_mel_corpus, resolve_corpus, sample_batch, seed_for
 from benchmark.pretraining.train_state import (STATE_FILE, count_parameters, finished_record, load_checkpoint, read_record,
                                    save_checkpoint, save_snapshot)
