@@ -266,6 +266,7 @@ class TaskRunner:
             **ident,
             "run_id": rid,
             "headline_metric": self.spec.metrics[0],
+            "scarce_fraction": self.spec.scarce_fraction,
             "metrics": metrics,
             "bootstrap": boots,
             "n_train_items": len(subset),

@@ -50,6 +50,8 @@ class TaskSpec:
             the validation split by the headline metric (`downstreams.selection`).
         lr_grid: the MLP probe's candidate learning rates (the linear probe's L-BFGS has none).
         lbfgs_iters: L-BFGS iterations per grid point of the linear probe.
+        scarce_fraction: label budgets whose smallest fraction is at most this count as scarce
+            in the report's answer (each record carries it).
     """
 
     dataset: str
@@ -64,6 +66,7 @@ class TaskSpec:
     l2_grid: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
     lr_grid: tuple[float, ...] = (1e-3, 3e-3)
     lbfgs_iters: int = 100
+    scarce_fraction: float = 0.05
 
 
 def _line(node: yaml.Node) -> int:
@@ -154,6 +157,8 @@ def _validate(spec: TaskSpec, where: str) -> None:
             raise MelbenchError(f"{where}: {name} must be distinct positive numbers, got {list(values)}")
     if spec.lbfgs_iters < 1:
         raise MelbenchError(f"{where}: lbfgs_iters must be >= 1, got {spec.lbfgs_iters}")
+    if not 0 < spec.scarce_fraction <= 1:
+        raise MelbenchError(f"{where}: scarce_fraction must be in (0, 1], got {spec.scarce_fraction}")
     bad = [f for f in spec.fractions if not 0 < f <= 1]
     if bad or not spec.fractions:
         raise MelbenchError(f"{where}: fractions must be in (0, 1], got {list(spec.fractions)}")

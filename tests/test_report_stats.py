@@ -144,3 +144,17 @@ def test_the_report_keeps_the_latest_inputs_and_names_what_it_left_out() -> None
     kept, notes = current_records(mixed)
     assert kept == mixed and notes == ["- The kept records come from 2 melbench revisions:",
                                        "  - `abc`: mel x t", "  - `def`: learned x t"]
+
+
+def test_the_scarce_budgets_follow_the_records_scarce_fraction(tmp_path: Path) -> None:
+    records = family({("task0", 0.1): 0.2}, n_tasks=1, fractions=(0.01, 0.1, 1.0), sd=0.01)
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)  # older records without the field: the tasks.yaml default, 5%
+    assert "budgets of at most 5% of the training split" in (tmp_path / "REPORT.md").read_text()
+    assert "holds on 0 of 1 task(s)" in (tmp_path / "REPORT.md").read_text()  # the 10% effect is not scarce
+    for r in records:
+        r["scarce_fraction"] = 0.1  # as `melbench run` writes it from `tasks.yaml`
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)
+    assert "budgets of at most 10% of the training split" in (tmp_path / "REPORT.md").read_text()
+    assert "holds on 1 of 1 task(s): task0" in (tmp_path / "REPORT.md").read_text()

@@ -27,3 +27,11 @@ def test_tasks_file_rejects_unknown_keys_with_line(tmp_path: Path) -> None:
     bad.write_text("tasks:\n  t: {dataset: d, level: song, labels: multiclass, metrics: [a]}\n")
     with pytest.raises(MelbenchError, match="tasks.yaml:2: task 't': level must be one of frame, clip, got 'song'"):
         load_tasks(bad)
+
+
+def test_scarce_fraction_is_a_typed_protocol_setting(tmp_path: Path) -> None:
+    assert {spec.scarce_fraction for spec in load_tasks().values()} == {0.05}  # the default run's, from tasks.yaml
+    bad = tmp_path / "tasks.yaml"
+    bad.write_text("defaults:\n  scarce_fraction: 2\ntasks:\n  t: {dataset: d, level: clip, labels: multiclass, metrics: [accuracy]}\n")
+    with pytest.raises(MelbenchError, match=r"task 't': scarce_fraction must be in \(0, 1\], got 2"):
+        load_tasks(bad)

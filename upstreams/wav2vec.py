@@ -116,7 +116,8 @@ class Wav2vec(nn.Module):
             step: training step (anneals the Gumbel temperature).
 
         Returns:
-            The loss and `{"contrastive", "diversity", "perplexity"}`.
+            The loss and `{"contrastive", "chance", "diversity", "perplexity"}` (`chance`: the
+            contrastive loss of uninformative logits, for the distractors this batch kept).
         """
         cfg = self.config
         n_frames = mel.shape[1]
@@ -144,13 +145,16 @@ class Wav2vec(nn.Module):
         same = (negatives == targets[:, None]).all(-1)  # (N, K)
         logits[:, 1:] = logits[:, 1:].masked_fill(same, float("-inf"))
         contrastive = F.cross_entropy(logits, torch.zeros(len(b_idx), dtype=torch.long, device=z.device))
+        # The loss of logits that say nothing (all candidates alike): log(1 + distractors left).
+        # Below it the context tells its target apart; at it the model has collapsed.
+        chance = torch.log1p((~same).sum(1).float()).mean()
 
         mean_probs = probs.mean(0)  # (G, V): code usage over the batch
         perplexity = torch.exp(-(mean_probs * torch.log(mean_probs + 1e-7)).sum(-1)).sum()
         n_codes = cfg.groups * cfg.entries
         diversity = (n_codes - perplexity) / n_codes
         loss = contrastive + cfg.diversity_weight * diversity
-        stats = {"contrastive": contrastive, "diversity": diversity, "perplexity": perplexity}
+        stats = {"contrastive": contrastive, "chance": chance, "diversity": diversity, "perplexity": perplexity}
         return loss, {k: float(v.detach()) for k, v in stats.items()}
 
 

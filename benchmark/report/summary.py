@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.tasks import TaskSpec
+
 BASELINE = "mel"
 CI_SEED = 7
 FDR_Q = 0.05  # Benjamini-Hochberg false-discovery rate of the report's verdicts
@@ -189,12 +191,19 @@ class Budget:
         n_items: labelled training items (mean over seeds), None in older records.
         n_units: recordings they come from (mean over seeds), None in older records.
         hours: hours of labelled audio (mean over seeds), None in older records.
+        scarce_fraction: the task's `scarce_fraction` (`tasks.yaml`; its default for older records).
     """
 
     fractions: tuple[float, ...]
     n_items: float | None
     n_units: float | None
     hours: float | None
+    scarce_fraction: float = TaskSpec.scarce_fraction
+
+    @property
+    def scarce(self) -> bool:
+        """Whether the report's answer counts this budget as scarce."""
+        return self.fractions[0] <= self.scarce_fraction
 
     @property
     def fraction(self) -> float:
@@ -242,7 +251,8 @@ def budgets(table: Table) -> dict[str, list[Budget]]:
             else:
                 merged.append((signature, [fraction], recs))
         out[task] = [Budget(tuple(fr), _mean([r.get("n_train_items") for r in recs]),
-                            _mean([r.get("n_train_units") for r in recs]), _mean([r.get("train_hours") for r in recs]))
+                            _mean([r.get("n_train_units") for r in recs]), _mean([r.get("train_hours") for r in recs]),
+                            max(r.get("scarce_fraction", TaskSpec.scarce_fraction) for r in recs))
                      for _, fr, recs in merged]
     return out
 

@@ -16,7 +16,6 @@ QUESTION = (
     "Does a transformer pretrained self-supervised on Mel spectrograms give a better "
     "representation than the spectrogram itself, especially when labels are scarce?"
 )
-SCARCE = 0.05  # a label budget counts as scarce when its smallest fraction is at most this
 
 
 def _ci(e: dict[str, Any], key: str = "diff") -> str:
@@ -76,12 +75,14 @@ def _answer(comps: list[Comparison], inter: list[dict[str, Any]]) -> list[str]:
     if not learned:
         return ["No pretrained upstream was compared with the Mel baseline in these runs, so there is no answer yet."]
     tasks = sorted({c.task for c in learned})
-    scarce = [c for c in learned if c.budget.fraction <= SCARCE]
+    scarce = [c for c in learned if c.budget.scarce]
     out = [f"Across {len(learned)} comparisons of {len({c.label for c in learned})} learned upstream(s) with Mel on "
            f"{len(tasks)} task(s) and every distinct label budget, after Benjamini-Hochberg correction (false-discovery "
            f"rate {FDR_Q:.0%}) the learned features were {_count_text(learned)}."]
     if scarce:
-        out.append(f"With scarce labels (budgets of at most {_pct(SCARCE)} of the training split) they were "
+        limits = {c.budget.scarce_fraction for c in scarce}
+        at_most = _pct(limits.pop()) if len(limits) == 1 else "each task's scarce_fraction"
+        out.append(f"With scarce labels (budgets of at most {at_most} of the training split) they were "
                    f"{_count_text(scarce)}.")
         best = max(scarce, key=lambda c: c.effect["diff"])
         worst = min(scarce, key=lambda c: c.effect["diff"])
