@@ -104,7 +104,8 @@ def write_summary_plot(comparisons: list[Comparison], out_dir: Path) -> Path | N
         grid[i, j] = c.effect["diff"]
         marks[(i, j)] = c.significant
     limit = max(0.02, float(np.nanmax(np.abs(grid))))
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(columns) + 3), max(2.5, 0.45 * len(rows) + 1.8)))
+    # 0.8 inch a column: a task name such as "instrument" fits under its cell at fontsize 7
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(columns) + 3), max(2.5, 0.45 * len(rows) + 1.8)))
     image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     for (i, j), significant in marks.items():
         ax.text(j, i, f"{grid[i, j]:+.2f}" + ("*" if significant else ""), ha="center", va="center", fontsize=7,
