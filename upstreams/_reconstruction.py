@@ -16,16 +16,23 @@ from upstreams._transformer import Encoder, InputEmbedding, PredictionHead, vali
 
 
 @dataclass(frozen=True)
-class ReconstructionConfig(TrainFields):
-    """Model and alteration fields (defaults: Mockingjay base, 3 x 768, 12 heads, FFN 3072)."""
+class EncoderFields(TrainFields):
+    """The encoder fields `MelTransformer` reads (defaults: Mockingjay base, 3 x 768, 12 heads,
+    FFN 3072); each model's config adds its objective's fields."""
 
     hidden: int = 768
     heads: int = 12
     ffn: int = 3072
     layers: int = 3
     dropout: float = 0.1
-    share_weights: bool = False  # Audio ALBERT
+    share_weights: bool = False  # one layer's weights across depth (Audio ALBERT)
     layer_norm_eps: float = 1e-5  # s3prl's checkpoints use 1e-12
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig(EncoderFields):
+    """Alteration fields of the masked-reconstruction family, on top of the encoder's."""
+
     mask_proportion: float = 0.15
     mask_span: int = 7
     freq_mask_max: float = 0.0  # TERA: up to 20% of the bins
@@ -49,11 +56,10 @@ class MelTransformer(nn.Module):
     head after calling this constructor, so weights are created in the same order.
 
     Args:
-        config: a config with `n_mels`, `hidden`, `heads`, `ffn`, `layers`, `dropout`,
-            `share_weights` and `layer_norm_eps`.
+        config: an `EncoderFields` (or subclass).
     """
 
-    def __init__(self, config: ReconstructionConfig):
+    def __init__(self, config: EncoderFields):
         super().__init__()
         self.config = config
         init_mel_stats(self, config.n_mels)

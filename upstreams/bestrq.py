@@ -17,22 +17,16 @@ import torch
 from torch.nn import functional as F
 
 from upstreams._masking import span_mask
-from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, MelTransformer, sizes
-from upstreams._ssl import CHECK_OPTIONS, SSLSpec, TrainFields
+from upstreams._reconstruction import SMALL_TRAIN, TINY_TRAIN, EncoderFields, MelTransformer, sizes
+from upstreams._ssl import CHECK_OPTIONS, SSLSpec
 from upstreams._transformer import Linear, valid_mask
 
 
 @dataclass(frozen=True)
-class BestRQConfig(TrainFields):
-    """Model and objective fields (defaults: a 12 x 768 encoder, 8192 codes of 16 dims)."""
+class BestRQConfig(EncoderFields):
+    """Objective fields on top of the encoder's (defaults: a 12 x 768 encoder, 8192 codes of 16 dims)."""
 
-    hidden: int = 768
-    heads: int = 12
-    ffn: int = 3072
     layers: int = 12
-    dropout: float = 0.1
-    share_weights: bool = False  # one layer's weights across depth (as Audio ALBERT)
-    layer_norm_eps: float = 1e-5
     codebook_size: int = 8192
     code_dim: int = 16
     mask_proportion: float = 0.5  # of each clip's frames, in spans
