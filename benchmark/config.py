@@ -57,6 +57,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             except MelbenchError:
                 continue
         raise MelbenchError(f"{where}: expected {annotation}, got {value!r}")
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        if value in choices:
+            return value
+        raise MelbenchError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise MelbenchError(f"{where}: expected a list, got {value!r}")

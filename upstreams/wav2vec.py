@@ -8,10 +8,13 @@ transformer (sinusoidal positions instead of the paper's convolutional ones) see
 sequence; a Gumbel-softmax product quantiser (G groups x V entries) turns the unmasked local
 features into targets; the loss is InfoNCE between the context at each masked frame and its
 target against K distractors drawn from other masked frames of the same clip (cosine
-similarity / 0.1), plus 0.1 x the codebook diversity loss.
+similarity / 0.1), plus 0.1 x the codebook diversity loss. The `tiny` and `small` presets draw
+the distractors from the masked frames of the whole batch instead: from its own clip the small
+model collapses to chance (docs/ssl_upstreams.md).
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -38,6 +41,7 @@ class Wav2vecConfig(TrainFields):
     entries: int = 320  # V entries each
     final_dim: int = 256  # space where context and targets are compared
     negatives: int = 100  # K distractors per masked frame
+    distractors: Literal["clip", "batch"] = "clip"  # where they come from: "clip" (the paper: its own clip) or "batch"
     logit_temp: float = 0.1
     diversity_weight: float = 0.1
     gumbel_start: float = 2.0
@@ -107,6 +111,24 @@ class Wav2vec(nn.Module):
         codes = torch.einsum("ngv,gvc->ngc", onehot.to(self.codebook.dtype), self.codebook)  # (N, G, C)
         return self.target_proj(codes.flatten(1)), logits.float().softmax(-1)
 
+    def _distractors(self, mask: torch.Tensor, b_idx: torch.Tensor, t_idx: torch.Tensor) -> torch.Tensor:
+        """`(N, K)` indices into the N masked frames, K distractors each, drawn with replacement
+        from the other masked frames of the same clip ("clip") or of the whole batch ("batch")."""
+        cfg = self.config
+        n = len(b_idx)
+        if cfg.distractors == "batch":
+            count = torch.full((n,), n, device=mask.device)  # (N,)
+            rank = torch.arange(n, device=mask.device)  # (N,): its own index
+            first = torch.zeros(n, dtype=torch.long, device=mask.device)  # (N,)
+        else:
+            per_clip = mask.sum(1)  # (B,): masked frames of each clip, contiguous in `b_idx` order
+            count = per_clip[b_idx]  # (N,)
+            rank = (mask.cumsum(1) - 1)[b_idx, t_idx]  # (N,): index among its clip's masked frames
+            first = (per_clip.cumsum(0) - per_clip)[b_idx]  # (N,): its clip's first masked frame
+        pick = (torch.rand(n, cfg.negatives, device=mask.device) * (count - 1).clamp(min=1)[:, None]).long()
+        pick = torch.minimum(pick + (pick >= rank[:, None]).long(), (count - 1)[:, None])  # skip itself
+        return first[:, None] + pick  # (N, K)
+
     def forward(self, mel: torch.Tensor, frames: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict]:
         """InfoNCE over masked frames plus the weighted diversity loss.
 
@@ -127,17 +149,8 @@ class Wav2vec(nn.Module):
 
         b_idx, t_idx = mask.nonzero(as_tuple=True)  # N masked frames
         targets, probs = self._quantise(z[b_idx, t_idx], step)  # (N, final), (N, G, V)
-        target_of = torch.zeros(mask.shape[0], n_frames, targets.shape[-1], device=z.device, dtype=targets.dtype)
-        target_of[b_idx, t_idx] = targets  # (B, T, final): targets back in place, to gather distractors
 
-        # Distractors: other masked frames of the same clip, sampled with replacement.
-        count = mask.sum(1)[b_idx]  # (N,)
-        rank = (mask.cumsum(1) - 1)[b_idx, t_idx]  # (N,): index among its clip's masked frames
-        masked_first = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (B, T)
-        pick = (torch.rand(len(b_idx), cfg.negatives, device=z.device) * (count - 1).clamp(min=1)[:, None]).long()
-        pick = torch.minimum(pick + (pick >= rank[:, None]).long(), (count - 1)[:, None])  # skip itself
-        negatives = target_of[b_idx[:, None], masked_first[b_idx[:, None], pick]]  # (N, K, final)
-
+        negatives = targets[self._distractors(mask, b_idx, t_idx)]  # (N, K, final)
         candidates = torch.cat([targets[:, None], negatives], dim=1)  # (N, 1 + K, final)
         pred = self.context_proj(context[b_idx, t_idx])  # (N, final)
         logits = F.cosine_similarity(pred[:, None].float(), candidates.float(), dim=-1) / cfg.logit_temp  # (N, 1 + K)
@@ -163,10 +176,14 @@ SPEC = SSLSpec(
     name="wav2vec",
     config_cls=Wav2vecConfig,
     presets={
-        "tiny": Wav2vecConfig(hidden=32, heads=2, ffn=64, layers=2, entries=16, final_dim=32, negatives=10, **TINY),
+        "tiny": Wav2vecConfig(hidden=32, heads=2, ffn=64, layers=2, entries=16, final_dim=32, negatives=10,
+                               distractors="batch", **TINY),
         "small": Wav2vecConfig(
             hidden=192, heads=3, ffn=768, layers=4, entries=64, final_dim=128, negatives=50,
             batch_size=8, crop_s=3.0, warmup_steps=200, gumbel_decay=0.9995,
+            # Distractors from its own clip collapse the small model to chance; from the batch it
+            # learns (docs/ssl_upstreams.md, docs/ablations/wav2vec_small.yaml).
+            distractors="batch",
         ),
         "base": Wav2vecConfig(),
         "large": Wav2vecConfig(hidden=1024, heads=16, ffn=4096, layers=24, final_dim=768, lr=3e-4),
