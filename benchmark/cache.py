@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from benchmark.atomic import atomic_write
 from benchmark.errors import MelbenchError
-from benchmark.fingerprints import code_fingerprint, is_verified, mark_verified, path_sha256
+from benchmark.fingerprints import checkpoint_sha256, code_fingerprint, is_verified, mark_verified, path_sha256
 from benchmark.home import melbench_home
 from benchmark.registry import load_module, module_options
 
@@ -40,8 +40,8 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
 
     Args:
         upstream: upstream name.
-        options: its `load` options; a `checkpoint` path (file or folder) is replaced by its
-            sha256, and each option the module names in `FILE_OPTIONS` (the `hear` adapter's
+        options: its `load` options; a `checkpoint` path (file or folder) is replaced by
+            `checkpoint_sha256`, and each option the module names in `FILE_OPTIONS` (the `hear` adapter's
             `weights`) gets its content's sha256 beside it. The upstream's code fingerprint is
             computed from its name and these options.
         layers: whether every hidden layer is stored.
@@ -64,7 +64,7 @@ def cache_key(upstream: str, options: dict[str, Any], layers: bool, pool: bool =
         "upstream": upstream,
         "options": opts,
         "code_sha256": code_fingerprint(upstream, options),
-        "checkpoint_sha256": path_sha256(ckpt) if ckpt else None,
+        "checkpoint_sha256": checkpoint_sha256(ckpt) if ckpt else None,
         "layers": layers,
         "pool": "mean+std" if pool else None,
     }

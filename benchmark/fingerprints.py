@@ -5,6 +5,10 @@
   upstream, task and run. Files modified in the last `RACY_NS` are never memoised (two writes
   in one clock tick can leave the same modification time).
 * `path_sha256(path)`: a checkpoint file, or a folder's files (names and contents).
+* `checkpoint_sha256(path)`: what `load` reads from a checkpoint. For melbench's own pretraining
+  folders, the weights and `config.json` without its wall-clock time, so that pretraining the
+  same weights again (a new machine, a new session) gives the same fingerprint and a resumed
+  `melbench run` keeps the records made with them; any other checkpoint whole (`path_sha256`).
 * `dataset_fingerprint(dataset)`: labels, splits, groups and classes of every item, and the
   content hash of its audio; any changed label, split or audio file changes it.
 * `code_fingerprint(upstream, options)`: the upstream module's source and that of every module
@@ -30,9 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.home import melbench_home
+from benchmark.pretraining.train_state import CONFIG_FILE, MODEL_FILE
 from benchmark.registry import load_module, module_options
 
 MEMO_FILE = "hashes.sqlite"
+# `config.json` facts that are measurements of a pretraining run, not of the model it trained
+MEASURED_KEYS = ("pretrain_s",)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("benchmark", "upstreams", "downstreams")
 
@@ -147,6 +154,37 @@ def path_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(f"{f.relative_to(path)}\0{content_sha256(f)}\n".encode())
+    return digest.hexdigest()
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """sha256 of what `load` reads from a checkpoint.
+
+    A melbench pretraining folder (`model.safetensors` beside a `config.json` record naming
+    its `upstream`, `step` and `config`) is fingerprinted by its weights and its record less
+    `MEASURED_KEYS`: the resumable optimiser state and the snapshots under `steps/` (variants
+    with folders of their own) do not change its features, and neither does the wall time.
+    Anything else (an s3prl file, a Hugging Face folder) is hashed whole.
+
+    Args:
+        path: a checkpoint file or folder.
+
+    Returns:
+        The hex digest.
+    """
+    path = Path(path)
+    model, config = path / MODEL_FILE, path / CONFIG_FILE
+    record = None
+    if path.is_dir() and model.is_file() and config.is_file():
+        try:
+            record = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+    if not isinstance(record, dict) or not {"upstream", "step", "config"} <= record.keys():
+        return path_sha256(path)
+    facts = {k: v for k, v in record.items() if k not in MEASURED_KEYS}
+    digest = hashlib.sha256(f"{MODEL_FILE}\0{content_sha256(model)}\n".encode())
+    digest.update(json.dumps(facts, sort_keys=True).encode())
     return digest.hexdigest()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmark.metrics import bootstrap, percentile_ci
-from benchmark.report.summary import benjamini_hochberg, budgets, collect, compare
+from benchmark.report.summary import benjamini_hochberg, budgets, collect, compare, identical_controls
 from benchmark.report.text import interactions
 from benchmark.report.write import write_report
 
@@ -158,3 +158,21 @@ def test_the_scarce_budgets_follow_the_records_scarce_fraction(tmp_path: Path) -
     write_report(tmp_path)
     assert "budgets of at most 10% of the training split" in (tmp_path / "REPORT.md").read_text()
     assert "holds on 1 of 1 task(s): task0" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_bit_identical_controls_are_compared_once(tmp_path: Path) -> None:
+    records = family({}, n_tasks=2, fractions=(0.01, 1.0))
+    mel = [r for r in records if r["upstream"] == "mel"]
+    control = [{**r, "upstream": "a", "variant": "random"} for r in records if r["upstream"] == "learned"]
+    same = [{**r, "upstream": "b", "variant": "random"} for r in control]  # the same encoder and initial weights
+    other = [{**r, "upstream": "c", "variant": "random"} for r in control]
+    other[-1] = {**other[-1], "metrics": {"accuracy": {"value": 0.1, "ci95": [0.0, 0.2]}}}  # one run differs
+    table = collect(mel + control + same + other)
+    assert identical_controls(table) == {"b[random]": "a[random]"}
+    assert sorted({c.label for c in compare(table)}) == ["a[random]", "c[random]"]
+    assert {i["label"] for i in interactions(table)} == {"a[random]", "c[random]"}
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mel + control + same + other))
+    write_report(tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "b[random] gave exactly the results of a[random] in every probe run" in report
+    assert "over all 8 comparisons" in report

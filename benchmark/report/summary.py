@@ -9,6 +9,7 @@ its standard error (a percentile p-value from 200 replicates could never go belo
 coarse for a correction over a hundred comparisons).
 """
 
+import json
 import math
 import re
 from collections import defaultdict
@@ -293,9 +294,41 @@ def is_control(label: str) -> bool:
     return "[random" in label
 
 
+def identical_controls(table: Table) -> dict[str, str]:
+    """Controls whose every probe run gave exactly another control's results, each mapped to the
+    first of its group (by `label_order`).
+
+    Upstreams that share an encoder, its sizes and its initial weights (Mockingjay, TERA and
+    BEST-RQ at one preset) have the same untrained control: its features, and so its records,
+    are bit-identical. Counting such a group once keeps one measurement from filling the
+    family of comparisons (and the answer's counts) several times over.
+
+    Args:
+        table: `collect(records)`.
+
+    Returns:
+        `{duplicate label: the label it repeats}`; empty when no two controls agree everywhere.
+    """
+    runs: dict[str, dict[tuple[str, float, int], str]] = defaultdict(dict)
+    for (task, label, fraction), by_seed in table.items():
+        if is_control(label):
+            for seed, r in by_seed.items():
+                runs[label][(task, fraction, seed)] = json.dumps([r["metrics"], r["bootstrap"]], sort_keys=True)
+    first: dict[frozenset, str] = {}
+    same = {}
+    for label in sorted(runs, key=label_order):
+        signature = frozenset(runs[label].items())
+        if signature in first:
+            same[label] = first[signature]
+        else:
+            first[signature] = label
+    return same
+
+
 def compare(table: Table) -> list[Comparison]:
-    """Every non-baseline upstream (controls included, snapshots not) against Mel at every task
-    and distinct budget, corrected together by Benjamini-Hochberg.
+    """Every non-baseline upstream (controls included, each group of `identical_controls` once;
+    snapshots not) against Mel at every task and distinct budget, corrected together by
+    Benjamini-Hochberg.
 
     Args:
         table: `collect(records)`.
@@ -303,6 +336,7 @@ def compare(table: Table) -> list[Comparison]:
     Returns:
         The comparisons, by task, upstream and budget.
     """
+    repeats = identical_controls(table)
     found = []
     for task, task_budgets in sorted(budgets(table).items()):
         labels = sorted({u for t, u, _ in table if t == task})
@@ -310,7 +344,7 @@ def compare(table: Table) -> list[Comparison]:
         if base is None:
             continue
         for u in labels:
-            if is_baseline(u) or is_snapshot(u):
+            if is_baseline(u) or is_snapshot(u) or u in repeats:
                 continue
             for b in task_budgets:
                 e = effect(table.get((task, u, b.fraction), {}), table.get((task, base, b.fraction), {}))

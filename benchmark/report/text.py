@@ -9,7 +9,8 @@ from typing import Any
 from benchmark.atomic import atomic_write
 from benchmark.report.setup import setup_lines
 from benchmark.report.summary import (
-    FDR_Q, Comparison, Table, budgets, compute_curves, effect, interaction, is_baseline, is_control,
+    FDR_Q, Comparison, Table, budgets, compute_curves, effect, identical_controls, interaction, is_baseline,
+    is_control,
 )
 
 QUESTION = (
@@ -41,14 +42,15 @@ def _count_text(comps: list[Comparison]) -> str:
 
 
 def interactions(table: Table) -> list[dict[str, Any]]:
-    """Per (pretrained upstream, task): the effect over Mel at the smallest budget minus at the largest."""
-    found = []
+    """Per (upstream or control, each group of identical controls once; task): the effect over Mel at the
+    smallest budget minus at the largest."""
+    found, repeats = [], identical_controls(table)
     for task, task_budgets in sorted(budgets(table).items()):
         if len(task_budgets) < 2:
             continue
         small, large = task_budgets[0], task_budgets[-1]
         base = next((u for t, u, _ in table if t == task and is_baseline(u)), None)
-        for u in sorted({u for t, u, _ in table if t == task and not is_baseline(u) and "[step=" not in u}):
+        for u in sorted({u for t, u, _ in table if t == task and not is_baseline(u) and "[step=" not in u and u not in repeats}):
             if base is None:
                 continue
             cells = [table.get((task, label, b.fraction), {}) for label in (u, base) for b in (small, large)]
@@ -125,6 +127,16 @@ def _effects_tables(table: Table, comps: list[Comparison]) -> list[str]:
     return lines
 
 
+def _repeated_controls(table: Table) -> list[str]:
+    """One line per group of bit-identical controls, which the comparisons count once."""
+    groups: dict[str, list[str]] = {}
+    for repeat, kept in identical_controls(table).items():
+        groups.setdefault(kept, []).append(repeat)
+    return [f"{', '.join(sorted(repeats))} gave exactly the results of {kept} in every probe run (the same encoder, "
+            f"sizes and initial weights): the comparisons count them once, as {kept}.\n"
+            for kept, repeats in sorted(groups.items())]
+
+
 def _controls(table: Table) -> list[str]:
     """Architecture (random - Mel) and pretraining (pretrained - random) per task and budget."""
     rows = []
@@ -186,6 +198,7 @@ def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Com
     lines += ["", "## Effect over Mel per task", "",
               f"Learned - Mel, mean over seeds [95% CI], uncorrected p; ▲/▼ = significant after Benjamini-Hochberg at "
               f"FDR {FDR_Q:.0%} over all {len(comps)} comparisons (learned better / Mel better).", ""]
+    lines += _repeated_controls(table)
     lines += _effects_tables(table, comps) + _controls(table) + _curves(table)
     if provenance:
         lines += ["## Provenance", "", *provenance, ""]
