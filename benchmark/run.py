@@ -34,7 +34,8 @@ from benchmark.pretraining.loop import ensure_pretrained
 from benchmark.registry import available_upstreams, load_module, load_upstream
 from benchmark.runs import RunLog, git_revision, now_utc, run_id
 from benchmark.tasks import TaskSpec
-from benchmark.variants import CURVE, FULL, Variant, variants
+from benchmark.shared_controls import copy_runs, features_sha256
+from benchmark.variants import CONTROL, CURVE, FULL, Variant, variants
 from downstreams.probes import ProbeConfig
 from downstreams.selection import ProbeGrid, select_probe
 
@@ -233,17 +234,18 @@ class TaskRunner:
             jobs += [(max(fractions), 0, layer) for layer in range(self.num_layers)]
         return jobs
 
-    def _ident(self, fraction: float, seed: int, layer: int | None) -> dict[str, Any]:
+    def ident(self, fraction: float, seed: int, layer: int | None) -> dict[str, Any]:
+        """What identifies one probe run of this pair (hashed into its `run_id`)."""
         return {**self.identity, "fraction": fraction, "seed": seed, "layer": layer,
                 "probe": asdict(_probe_config(self.spec, layer)), "probe_grid": asdict(_probe_grid(self.spec))}
 
     def pending(self) -> list[tuple[float, int, int | None]]:
         """The jobs not yet in runs.jsonl."""
-        return [job for job in self.jobs() if run_id(self._ident(*job)) not in self.log.done]
+        return [job for job in self.jobs() if run_id(self.ident(*job)) not in self.log.done]
 
     def run(self, fraction: float, seed: int, layer: int | None) -> bool:
         """Train, test and record one probe; False if it was already recorded."""
-        ident = self._ident(fraction, seed, layer)
+        ident = self.ident(fraction, seed, layer)
         probe_cfg, grid = _probe_config(self.spec, layer), _probe_grid(self.spec)
         rid = run_id(ident)
         if rid in self.log.done:
@@ -301,7 +303,8 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
         cfg: what to run.
 
     Returns:
-        Counts: `done` probe runs, `skipped_done` (already recorded), `failed_pairs`.
+        Counts: `done` probe runs, `skipped_done` (already recorded), `failed_pairs`, `copied` (runs of
+        a control with the same features as an earlier one, `benchmark.shared_controls`).
     """
     from benchmark.report.write import write_report
 
@@ -309,7 +312,8 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
     for name in cfg.upstreams:
         if name.split(":", 1)[0] not in known and "." not in name:
             raise MelbenchError(f"unknown upstream {name!r}; known: {', '.join(known)}")
-    counts = {"done": 0, "skipped_done": 0, "failed_pairs": 0}
+    counts = {"done": 0, "skipped_done": 0, "failed_pairs": 0, "copied": 0}
+    controls: dict[str, tuple[str, Variant, str]] = {}  # features_sha256 -> the first control with them
     started = time.perf_counter()
     upstream_min: list[float] = []  # wall minutes of each finished upstream, for the time-left estimate
 
@@ -338,16 +342,28 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
                 label = upstream + (f"[{variant.name}]" if variant.name else "")
                 pairs = {t: s for t, s in cfg.tasks.items() if variant.scope != CURVE or s.level == "clip"}
                 try:
-                    num_layers = int(getattr(load_upstream(upstream, variant.options), "num_layers", 1))
+                    model = load_upstream(upstream, variant.options)
                 except MelbenchError as err:
                     print(f"  skipped {label}: {err}", flush=True)
                     counts["failed_pairs"] += len(pairs)
                     continue
+                num_layers = int(getattr(model, "num_layers", 1))
+                twin = None
+                if variant.scope == CONTROL:  # the same model as an earlier control: its runs, not new ones
+                    twin = controls.setdefault(features_sha256(model), (upstream, variant, label))
+                    twin = None if twin[0] == upstream else twin
                 for task, spec in pairs.items():
                     runner = TaskRunner(cfg, log, upstream, variant, task, spec, datasets[task], fingerprints[task],
                                         num_layers)
                     jobs, pending = runner.jobs(), runner.pending()
                     counts["skipped_done"] += len(jobs) - len(pending)
+                    if pending and twin is not None:
+                        twin_runner = TaskRunner(cfg, log, twin[0], twin[1], task, spec, datasets[task],
+                                                 fingerprints[task], num_layers)
+                        copied = copy_runs(runner, twin_runner, twin[2], getattr(model, "provenance", None))
+                        counts["copied"] += copied
+                        stage(u_index, f"{label} x {task}: the features of {twin[2]}: {copied} of its runs copied")
+                        pending = runner.pending()
                     if not pending:
                         continue
                     stage(u_index, f"{label} x {task}: features (cached ones are reused), then "
@@ -364,6 +380,7 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
         if not cfg.validation_only:
             write_report(cfg.out_dir)
     minutes = (time.perf_counter() - started) / 60
-    print(f"run finished in {minutes:.1f} min: {counts['done']} probe runs, {counts['skipped_done']} already done")
+    print(f"run finished in {minutes:.1f} min: {counts['done']} probe runs, {counts['skipped_done']} already done, "
+          f"{counts['copied']} copied from a control with the same features")
     return counts
 

@@ -87,7 +87,8 @@ class RunLog:
             self._lock.close()
             raise MelbenchError(f"{out_dir}: another melbench run is writing here; wait for it or use --out") from None
         self._drop_torn_tail()
-        self.done = {r["run_id"] for r in read_runs(self.path)}
+        self._records = {r["run_id"]: r for r in read_runs(self.path)}
+        self.done = set(self._records)
 
     def _drop_torn_tail(self) -> None:
         if not self.path.exists():
@@ -104,7 +105,12 @@ class RunLog:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+        self._records[record["run_id"]] = record
         self.done.add(record["run_id"])
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """The record of `run_id`, or None if it is not in runs.jsonl."""
+        return self._records.get(run_id)
 
     def close(self) -> None:
         """Release the lock."""

@@ -278,3 +278,38 @@ def test_pretrain_steps_gives_its_own_checkpoint_and_the_default_stays(run_home:
     assert steps == {5}
     assert main(["run", "--upstreams", "apc", "--tasks-file", demo, "--pretrain-steps", "0", "--out",
                  str(tmp_path / "r")]) == 2
+
+
+def test_a_checkpoint_fingerprint_follows_its_weights_not_its_wall_time(tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from benchmark.fingerprints import checkpoint_sha256, path_sha256
+    from benchmark.pretraining.train_state import save_checkpoint, save_snapshot
+
+    def pretrained(folder: Path, weight: float, pretrain_s: float) -> Path:
+        model = torch.nn.Linear(2, 2)
+        torch.nn.init.constant_(model.weight, weight)
+        torch.nn.init.zeros_(model.bias)
+        optimizer = torch.optim.AdamW(model.parameters())
+        record = {"upstream": "apc", "preset": "tiny", "corpus": "mix", "step": 4, "config": {"hidden": 2},
+                  "total_steps": 4, "pretrain_s": pretrain_s}
+        save_checkpoint(folder, model, optimizer, record)
+        save_snapshot(folder / "steps" / "0000000", model, {**record, "step": 0})
+        return folder
+
+    first = checkpoint_sha256(pretrained(tmp_path / "a", 0.5, pretrain_s=81.0))
+    again = pretrained(tmp_path / "b", 0.5, pretrain_s=95.3)  # the same weights, trained again
+    assert path_sha256(again) != path_sha256(tmp_path / "a")  # the folders differ (wall time)...
+    assert checkpoint_sha256(again) == first  # ...what `load` reads does not
+    assert checkpoint_sha256(pretrained(tmp_path / "c", 0.25, pretrain_s=81.0)) != first  # other weights
+    config = json.loads((again / "config.json").read_text())
+    (again / "config.json").write_text(json.dumps({**config, "config": {"hidden": 3}}))
+    assert checkpoint_sha256(again) != first  # another architecture
+    hub = tmp_path / "hf"  # a folder of another kind is hashed whole
+    hub.mkdir()
+    (hub / "config.json").write_text('{"model_type": "wav2vec2"}')
+    (hub / "model.safetensors").write_bytes(b"weights")
+    (hub / "preprocessor_config.json").write_text('{"sampling_rate": 16000}')
+    assert checkpoint_sha256(hub) == path_sha256(hub)

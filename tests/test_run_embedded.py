@@ -50,3 +50,27 @@ def test_quick_run_pretrains_missing_checkpoint_then_reuses_it(
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "pretraining tiny" not in printed and "0 probe runs, 27 already done" in printed
+
+
+def test_a_control_with_the_features_of_an_earlier_one_gets_its_runs(
+    quick_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # Mockingjay and TERA build the same encoder at the same sizes from the same seed: their
+    # untrained controls are one model, probed once and counted once.
+    monkeypatch.setenv("MELBENCH_HOME", str(quick_home))
+    out = tmp_path / "results"
+    args = ["run", "--quick", "--upstreams", "mel,mockingjay,tera", "--tasks", "instrument", "--fractions", "1",
+            "--seeds", "2", "--no-layer-sweep", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "tera[random] x instrument: the features of mockingjay[random]: 2 of its runs copied" in capsys.readouterr().out
+    records = read_runs(out / "runs.jsonl")
+    by_label = {(r["upstream"], r["variant"], r["seed"]): r for r in records}
+    for seed in (0, 1):
+        first, copy = by_label[("mockingjay", "random", seed)], by_label[("tera", "random", seed)]
+        assert copy["same_features_as"] == "mockingjay[random]" and "same_features_as" not in first
+        assert (copy["metrics"], copy["bootstrap"]) == (first["metrics"], first["bootstrap"])
+        assert copy["upstream_provenance"]["steps"] == 0 and copy["checkpoint_sha256"] != first["checkpoint_sha256"]
+        assert by_label[("tera", None, seed)]["metrics"] != first["metrics"]  # the pretrained models differ
+    report = (out / "REPORT.md").read_text()
+    assert "tera[random] gave exactly the results of mockingjay[random] in every probe run" in report
+    assert "| instrument | tera | 100% |" in report  # TERA's pretraining gain, over its (shared) control
