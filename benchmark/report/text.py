@@ -50,7 +50,8 @@ def interactions(table: Table) -> list[dict[str, Any]]:
             continue
         small, large = task_budgets[0], task_budgets[-1]
         base = next((u for t, u, _ in table if t == task and is_baseline(u)), None)
-        for u in sorted({u for t, u, _ in table if t == task and not is_baseline(u) and "[step=" not in u and u not in repeats}):
+        labels = {u for t, u, _ in table if t == task}
+        for u in sorted(u for u in labels if not is_baseline(u) and "[step=" not in u and u not in repeats):
             if base is None:
                 continue
             cells = [table.get((task, label, b.fraction), {}) for label in (u, base) for b in (small, large)]
