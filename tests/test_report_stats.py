@@ -144,6 +144,10 @@ def test_the_report_keeps_the_latest_inputs_and_names_what_it_left_out() -> None
     kept, notes = current_records(mixed)
     assert kept == mixed and notes == ["- The kept records come from 2 melbench revisions:",
                                        "  - `abc`: mel x t", "  - `def`: learned x t"]
+    regridded = [{**r, "date": "2026-03-01", "probe_grid": {"l2": [0.1, 1.0]}} for r in edited]  # tasks.yaml's grid
+    kept, notes = current_records([*edited, *regridded])
+    assert kept == regridded and notes == ["- **t**: 2 record(s) of an older probe protocol (grid or iterations of "
+                                           "`tasks.yaml`) left out; the tables use the latest."]
 
 
 def test_the_scarce_budgets_follow_the_records_scarce_fraction(tmp_path: Path) -> None:
@@ -176,3 +180,54 @@ def test_bit_identical_controls_are_compared_once(tmp_path: Path) -> None:
     report = (tmp_path / "REPORT.md").read_text()
     assert "b[random] gave exactly the results of a[random] in every probe run" in report
     assert "over all 8 comparisons" in report
+
+
+def test_the_setup_table_says_how_each_row_was_pretrained(tmp_path: Path) -> None:
+    full = {"preset": "small", "params": 1_000_000, "corpus": "mix", "corpus_train_hours": 16.5, "steps": 400,
+            "batch_size": 8, "crop_s": 3.0, "pretrain_s": 113.0, "device": "cpu", "final_val_loss": 0.44}
+    rows = {None: (None, full), "random": (0, {**full, "steps": 0, "pretrain_s": None, "device": None}),
+            "step=50": (50, {**full, "steps": 50, "pretrain_s": None, "device": None})}
+    records = [r for r in family({}, n_tasks=1, fractions=(0.01, 1.0)) if r["upstream"] == "mel"]
+    for variant, (step, prov) in rows.items():
+        records += [{**r, "upstream": "learned", "variant": variant, "pretrain_step": step,
+                     "upstream_provenance": prov} for r in family({}, n_tasks=1, fractions=(0.01, 1.0))
+                    if r["upstream"] == "learned"]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    setup = {line.split(" | ")[0]: line for line in report[report.index("## Setup"):].splitlines()
+             if line.startswith("| learned") and "| small |" in line}
+    assert "113 s on cpu" in setup["| learned"]
+    assert "none (the control)" in setup["| learned[random]"]
+    assert "within the full run's" in setup["| learned[step=50]"]
+    assert "?" not in "".join(setup.values())
+
+
+def test_the_answer_names_the_tasks_won_at_every_scarce_budget(tmp_path: Path) -> None:
+    planted = {("task0", 0.01): 0.2, ("task0", 0.05): 0.2, ("task1", 0.01): 0.2}  # task1 loses its 5% advantage
+    records = family(planted, n_tasks=2, fractions=(0.01, 0.05, 1.0), sd=0.01)
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "holds on 2 of 2 task(s): task0, task1; at every scarce budget of a task, one upstream holds it on at " \
+           "most 1 task(s): learned (task0)." in report
+    task1 = [r for r in records if r["task"] == "task1"]  # won at 1% only
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in task1))
+    write_report(tmp_path)
+    assert "no upstream holds it at every scarce budget of any task" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_the_time_split_adds_each_cost_once(tmp_path: Path) -> None:
+    mel = [{**r, "train_s": 6.0, "extract_s": 30.0} for r in family({}, n_tasks=1, fractions=(0.01, 1.0))
+           if r["upstream"] == "mel"]
+    prov = {"preset": "small", "pretrain_s": 120.0}
+    model = [{**r, "upstream": "a", "train_s": 3.0, "extract_s": 60.0, "upstream_provenance": prov} for r in mel]
+    control = [{**r, "variant": "random", "upstream_provenance": {**prov, "pretrain_s": None}} for r in model]
+    copied = [{**r, "upstream": "b", "same_features_as": "a[random]"} for r in control]  # cost nothing
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mel + model + control + copied))
+    write_report(tmp_path)
+    lines = (tmp_path / "REPORT.md").read_text().splitlines()
+    assert "| a | 2.0 | 2.0 | 0.3 | 0.3 |  |" in lines  # 6 probes x 3 s each for model and control
+    assert "| mel |  | 0.5 | 0.6 |  |  |" in lines
+    assert not any(line.startswith("| b |") for line in lines)
+    assert any("All of the above: 5.7 minutes." in line for line in lines)  # 2 + 0.5 + 2 x 1 + 72 s of probes

@@ -7,8 +7,14 @@ from typing import Any
 from benchmark.report.summary import Table, budgets, upstream_label
 
 
-def _pretraining(prov: dict[str, Any] | None) -> str:
-    """One table row's worth of an upstream's `provenance`: how it was pretrained."""
+def _pretraining(prov: dict[str, Any] | None, snapshot_step: int | None) -> str:
+    """One table row's worth of an upstream's `provenance`: how it was pretrained.
+
+    Args:
+        prov: the record's `upstream_provenance`.
+        snapshot_step: the step of a compute-curve snapshot (None for a full checkpoint): its
+            wall time is part of the full run's, not measured on its own.
+    """
     if not prov:
         return "none | | | | |"
     if prov.get("random_init"):
@@ -19,7 +25,10 @@ def _pretraining(prov: dict[str, Any] | None) -> str:
 
     corpus = f"{prov.get('corpus')}, {fmt('corpus_train_hours', '{:.2f}')} h"
     budget = f"{fmt('steps', '{}')} steps x {fmt('batch_size', '{}')} x {fmt('crop_s', '{:g}')} s"
-    wall = f"{fmt('pretrain_s', '{:.0f}')} s on {prov.get('device') or '?'}"
+    if snapshot_step is not None and prov.get("pretrain_s") is None:
+        wall = "none (the control)" if snapshot_step == 0 else "within the full run's"
+    else:
+        wall = f"{fmt('pretrain_s', '{:.0f}')} s on {prov.get('device') or '?'}"
     return (f"{prov.get('preset')} | {prov.get('params', 0) / 1e6:.2f} M | {corpus} | {budget} | {wall} | "
             f"{fmt('final_val_loss', '{:.3f}')}")
 
@@ -64,7 +73,7 @@ def setup_lines(records: list[dict[str, Any]], table: Table) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for label, r in sorted(upstreams.items()):
         ckpt = (r.get("checkpoint_sha256") or "none")[:12]
-        lines.append(f"| {label} | {_pretraining(r.get('upstream_provenance'))} | {ckpt} |")
+        lines.append(f"| {label} | {_pretraining(r.get('upstream_provenance'), r.get('pretrain_step'))} | {ckpt} |")
     lines += ["", "| task | dataset | headline metric | train / valid / test hours | test items (independent units) | "
               "label budgets |", "|---|---|---|---|---|---|"]
     task_budgets = budgets(table)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.atomic import atomic_write
+from benchmark.report.costs import cost_lines
 from benchmark.report.setup import setup_lines
 from benchmark.report.summary import (
     FDR_Q, Comparison, Table, budgets, compute_curves, effect, identical_controls, interaction, is_baseline,
@@ -72,6 +73,20 @@ def _interaction_sentence(i: dict[str, Any]) -> str:
     return f"on {i['task']}, {i['label']} - Mel goes {where}: fewer labels favour {towards} ({ci})."
 
 
+def _everywhere_text(scarce: list[Comparison]) -> str:
+    """The upstream(s) with a significant advantage of at least 0.03 at every scarce budget of the most tasks."""
+    held: dict[str, set[str]] = {}
+    for label, task in {(c.label, c.task) for c in scarce}:
+        cells = [c for c in scarce if c.label == label and c.task == task]
+        if all(c.significant and c.effect["diff"] >= 0.03 for c in cells):
+            held.setdefault(label, set()).add(task)
+    if not held:
+        return "no upstream holds it at every scarce budget of any task"
+    most = max(len(t) for t in held.values())
+    best = sorted(f"{label} ({', '.join(sorted(t))})" for label, t in held.items() if len(t) == most)
+    return f"at every scarce budget of a task, one upstream holds it on at most {most} task(s): {'; '.join(best)}"
+
+
 def _answer(comps: list[Comparison], inter: list[dict[str, Any]]) -> list[str]:
     """The 3-6 generated sentences of the plain-language answer."""
     learned = [c for c in comps if not is_control(c.label)]
@@ -94,7 +109,7 @@ def _answer(comps: list[Comparison], inter: list[dict[str, Any]]) -> list[str]:
                    f"{_pct(worst.budget.fraction)} ({_ci(worst.effect)}).")
         wins = {c.task for c in scarce if c.significant and c.effect["diff"] >= 0.03}
         out.append(f"A significant advantage of at least 0.03 with scarce labels holds on {len(wins)} of {len(tasks)} "
-                   f"task(s){': ' + ', '.join(sorted(wins)) if wins else ''}.")
+                   f"task(s){': ' + ', '.join(sorted(wins)) if wins else ''}; {_everywhere_text(scarce)}.")
     grows = [i for i in inter if not is_control(i["label"]) and i["lo"] > 0]
     shrinks = [i for i in inter if not is_control(i["label"]) and i["hi"] < 0]
     n_inter = len([i for i in inter if not is_control(i["label"])])
@@ -203,7 +218,7 @@ def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Com
     lines += _effects_tables(table, comps) + _controls(table) + _curves(table)
     if provenance:
         lines += ["## Provenance", "", *provenance, ""]
-    lines += setup_lines(records, table)
+    lines += setup_lines(records, table) + cost_lines(records)
     lines += ["Tables: `leaderboard.md` / `leaderboard.csv`; figures: `summary.png`, `low_data_<task>.png`, "
               "`layers_<task>.png`, `pretraining_<task>.png`. Everything here is regenerated from `runs.jsonl` by "
               "`melbench report`.", ""]

@@ -1,0 +1,19 @@
+"""The results kept in the repository are what `melbench report` makes of their records: the
+tables and REPORT.md in `results/` are regenerated from `results/runs.jsonl` byte for byte."""
+
+import shutil
+from pathlib import Path
+
+from benchmark.report.write import write_report
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+TEXT = ("REPORT.md", "leaderboard.md", "leaderboard.csv")
+
+
+def test_the_kept_results_are_generated_from_the_kept_records(tmp_path: Path) -> None:
+    assert (RESULTS / "runs.jsonl").is_file(), "results/runs.jsonl, the default run's records, is missing"
+    shutil.copy(RESULTS / "runs.jsonl", tmp_path / "runs.jsonl")
+    written = write_report(tmp_path)
+    for name in TEXT:
+        assert (tmp_path / name).read_text() == (RESULTS / name).read_text(), f"results/{name} is stale"
+    assert sorted(p.name for p in written if p.suffix == ".png") == sorted(p.name for p in RESULTS.glob("*.png"))
