@@ -32,7 +32,7 @@ def cost_lines(records: list[dict[str, Any]]) -> list[str]:
     if not run:
         return []
     pretrain_s: dict[str, float] = {}  # upstream -> its full checkpoint's pretraining wall time
-    extract_s: dict[tuple[str, str], float] = {}  # (label, task) -> extraction (or cache read) of the pair
+    extract_s: dict[tuple[str, str, str], float] = {}  # (upstream, label, task) -> extraction (or cache read)
     probe_s: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(KINDS, 0.0))  # upstream -> kind -> s
     by_task: dict[str, float] = defaultdict(float)
     for r in run:
@@ -42,12 +42,13 @@ def cost_lines(records: list[dict[str, Any]]) -> list[str]:
         if kind == "model" and prov.get("pretrain_s") is not None:
             pretrain_s[r["upstream"]] = float(prov["pretrain_s"])
         # a resumed pair's later records hold a cache read: the pair's cost is its largest
-        extract_s[(label, r["task"])] = max(extract_s.get((label, r["task"]), 0.0), float(r.get("extract_s") or 0.0))
+        pair = (r["upstream"], label, r["task"])
+        extract_s[pair] = max(extract_s.get(pair, 0.0), float(r.get("extract_s") or 0.0))
         probe_s[r["upstream"]][kind] += r["train_s"]
         by_task[r["task"]] += r["train_s"]
     extract_by: dict[str, float] = defaultdict(float)
-    for (label, _), seconds in extract_s.items():
-        extract_by[label.split("[")[0]] += seconds
+    for (upstream, _, _), seconds in extract_s.items():
+        extract_by[upstream] += seconds
     lines = ["## Where the time went", "",
              "Minutes measured by the runs themselves: pretraining of each full checkpoint (its snapshots are part of "
              "it), feature extraction of each (upstream variant, task) pair (a cache read where another task's "
