@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="regenerate tables, plots and REPORT.md from OUT/runs.jsonl")
     p.add_argument("--out", default="results", help="results folder (default: results)")
+    add_tasks_file(p)  # its `report:` section: the false-discovery rate and the smallest effect counted as a win
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser(

@@ -70,10 +70,9 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.registry import default_upstreams
-    from benchmark.report.summary import BASELINE
+    from benchmark.registry import BASELINE, default_upstreams
     from benchmark.run import RunConfig, run_all
-    from benchmark.tasks import load_tasks
+    from benchmark.tasks import load_report_spec, load_tasks
 
     tasks = load_tasks(args.tasks_file)
     if args.tasks:
@@ -104,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = RunConfig(
         upstreams=upstreams, tasks=tasks, out_dir=Path(args.out), quick=args.quick, fractions=fractions,
         seeds=args.seeds, layer_sweep=not args.no_layer_sweep, progress=not args.quiet, overrides=overrides,
-        pretrain_steps=args.pretrain_steps,
+        pretrain_steps=args.pretrain_steps, report=load_report_spec(args.tasks_file),
     )
     counts = run_all(cfg)
     print(f"results in {args.out}/: REPORT.md, summary.png, leaderboard.md, leaderboard.csv, low_data_*.png")
@@ -123,8 +122,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report.write import write_report
+    from benchmark.tasks import load_report_spec
 
-    for path in write_report(Path(args.out)):
+    for path in write_report(Path(args.out), load_report_spec(args.tasks_file)):
         print(path)
     return 0
 

@@ -18,10 +18,8 @@ from typing import Any
 import torch
 
 from benchmark.errors import MelbenchError
-from benchmark.registry import available_upstreams, load_upstream
+from benchmark.registry import BASELINE, available_upstreams, load_upstream
 from benchmark.upstream import batch_extract, extract_chunked
-
-BASELINE = "mel"
 
 
 class HearModel(torch.nn.Module):

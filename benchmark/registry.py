@@ -21,6 +21,7 @@ import upstreams as builtin_upstreams
 from benchmark.errors import MelbenchError
 
 BUILTIN_DIR = Path(builtin_upstreams.__file__).parent
+BASELINE = "mel"  # the spectrogram itself: what every learned upstream is measured against
 
 
 def search_dirs() -> list[Path]:

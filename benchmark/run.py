@@ -33,7 +33,7 @@ from benchmark.pretraining.checkpoints import CheckpointPlan, run_plan
 from benchmark.pretraining.loop import ensure_pretrained
 from benchmark.registry import available_upstreams, load_module, load_upstream
 from benchmark.runs import RunLog, git_revision, now_utc, run_id
-from benchmark.tasks import TaskSpec
+from benchmark.tasks import ReportSpec, TaskSpec
 from benchmark.shared_controls import copy_runs, features_sha256
 from benchmark.variants import CONTROL, CURVE, FULL, Variant, variants
 from downstreams.probes import ProbeConfig
@@ -58,6 +58,7 @@ class RunConfig:
             default checkpoint's (`melbench run --pretrain-steps`), into their own folders.
         validation_only: score the validation split only (`melbench ablate`): records hold the
             selected probe's validation score and no test metrics, and no report is written.
+        report: how the report written at the end judges the records (`report:` in `tasks.yaml`).
     """
 
     upstreams: tuple[str, ...]
@@ -71,6 +72,7 @@ class RunConfig:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     pretrain_steps: int | None = None
     validation_only: bool = False
+    report: ReportSpec = ReportSpec()
 
 
 def resolve_dataset(name: str, quick: bool) -> Dataset:
@@ -378,7 +380,7 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
                         counts["done" if runner.run(fraction, seed, layer) else "skipped_done"] += 1
             upstream_min.append((time.perf_counter() - upstream_start) / 60)
         if not cfg.validation_only:
-            write_report(cfg.out_dir)
+            write_report(cfg.out_dir, cfg.report)
     minutes = (time.perf_counter() - started) / 60
     print(f"run finished in {minutes:.1f} min: {counts['done']} probe runs, {counts['skipped_done']} already done, "
           f"{counts['copied']} copied from a control with the same features")

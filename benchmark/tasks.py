@@ -1,4 +1,5 @@
-"""`tasks.yaml`: which tasks `melbench run` evaluates, loaded into frozen dataclasses.
+"""`tasks.yaml`: which tasks `melbench run` evaluates and how the report judges them, loaded
+into frozen dataclasses.
 
 Unknown keys and wrong types are rejected with the file, line and the known keys.
 """
@@ -69,6 +70,23 @@ class TaskSpec:
     scarce_fraction: float = 0.05
 
 
+@dataclass(frozen=True)
+class ReportSpec:
+    """How `melbench report` turns effects over Mel into verdicts (`report:` in `tasks.yaml`).
+
+    Attributes:
+        fdr_q: the Benjamini-Hochberg false-discovery rate over the family of comparisons.
+        min_effect: the smallest significant advantage (in the headline metric) the answer
+            counts as a win of the learned features.
+    """
+
+    fdr_q: float = 0.05
+    min_effect: float = 0.03
+
+
+TOP_LEVEL_KEYS = ("defaults", "tasks", "report")
+
+
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
@@ -79,20 +97,8 @@ def _mapping(node: yaml.Node, where: str) -> dict[str, tuple[yaml.Node, yaml.Nod
     return {k.value: (k, v) for k, v in node.value}
 
 
-def load_tasks(path: str | Path = DEFAULT_TASKS_FILE) -> dict[str, TaskSpec]:
-    """Read a tasks file.
-
-    Args:
-        path: the YAML file (top-level keys `defaults` and `tasks`).
-
-    Returns:
-        `{task name: TaskSpec}` in file order.
-
-    Raises:
-        MelbenchError: the file is missing, not YAML, or has an unknown key or bad value
-            (the message names the file and line).
-    """
-    path = Path(path)
+def _top(path: Path) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    """The tasks file's top-level sections, unknown ones rejected with their line."""
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
     except OSError as err:
@@ -103,8 +109,27 @@ def load_tasks(path: str | Path = DEFAULT_TASKS_FILE) -> dict[str, TaskSpec]:
         raise MelbenchError(f"{path}: empty tasks file")
     top = _mapping(root, str(path))
     for key, (knode, _) in top.items():
-        if key not in ("defaults", "tasks"):
-            raise MelbenchError(f"{path}:{_line(knode)}: unknown top-level key {key!r}; known: defaults, tasks")
+        if key not in TOP_LEVEL_KEYS:
+            raise MelbenchError(f"{path}:{_line(knode)}: unknown top-level key {key!r}; known: "
+                                f"{', '.join(TOP_LEVEL_KEYS)}")
+    return top
+
+
+def load_tasks(path: str | Path = DEFAULT_TASKS_FILE) -> dict[str, TaskSpec]:
+    """Read a tasks file's tasks.
+
+    Args:
+        path: the YAML file (top-level keys `defaults`, `tasks` and `report`).
+
+    Returns:
+        `{task name: TaskSpec}` in file order.
+
+    Raises:
+        MelbenchError: the file is missing, not YAML, or has an unknown key or bad value
+            (the message names the file and line).
+    """
+    path = Path(path)
+    top = _top(path)
     if "tasks" not in top:
         raise MelbenchError(f"{path}: no 'tasks' section")
     known = [f.name for f in dataclasses.fields(TaskSpec)]
@@ -124,6 +149,33 @@ def load_tasks(path: str | Path = DEFAULT_TASKS_FILE) -> dict[str, TaskSpec]:
         _validate(spec, where)
         tasks[name] = spec
     return tasks
+
+
+def load_report_spec(path: str | Path = DEFAULT_TASKS_FILE) -> ReportSpec:
+    """Read a tasks file's `report` section (its defaults where the section or a key is absent).
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        The report settings.
+
+    Raises:
+        MelbenchError: the file is unreadable, or the section has an unknown key or a bad value.
+    """
+    path = Path(path)
+    top = _top(path)
+    if "report" not in top:
+        return ReportSpec()
+    knode, vnode = top["report"]
+    values = _checked(vnode, [f.name for f in dataclasses.fields(ReportSpec)], str(path), "report")
+    where = f"{path}:{_line(knode)}: report:"
+    spec = build_config(ReportSpec, values, what=where)
+    if not 0 < spec.fdr_q < 1:
+        raise MelbenchError(f"{where} fdr_q must be in (0, 1), got {spec.fdr_q}")
+    if spec.min_effect < 0:
+        raise MelbenchError(f"{where} min_effect must be >= 0, got {spec.min_effect}")
+    return spec
 
 
 def _checked(node: yaml.Node, known: list[str], path: str, what: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from benchmark.metrics import bootstrap, percentile_ci
 from benchmark.report.summary import benjamini_hochberg, budgets, collect, compare, identical_controls
 from benchmark.report.text import interactions
 from benchmark.report.write import write_report
+from benchmark.tasks import ReportSpec
 
 N_BOOT = 200
 
@@ -215,6 +216,24 @@ def test_the_answer_names_the_tasks_won_at_every_scarce_budget(tmp_path: Path) -
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in task1))
     write_report(tmp_path)
     assert "no upstream holds it at every scarce budget of any task" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_the_report_settings_decide_the_verdicts(tmp_path: Path) -> None:
+    planted = {("task0", 0.01): 0.05, ("task0", 0.05): 0.05}  # a real advantage of 0.05
+    records = family(planted, 1, (0.01, 0.05, 1.0), sd=0.01)
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "A significant advantage of at least 0.03 with scarce labels holds on 1 of 1 task(s): task0" in report
+    assert "the learned features were better in **2**" in report
+    write_report(tmp_path, ReportSpec(min_effect=0.1))  # a stricter bar than the planted effect
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "A significant advantage of at least 0.1 with scarce labels holds on 0 of 1 task(s);" in report
+    q = min(c.effect["p"] for c in compare(collect(records))) / 2  # below every p-value: nothing survives
+    write_report(tmp_path, ReportSpec(fdr_q=q))
+    report = (tmp_path / "REPORT.md").read_text()
+    assert f"false-discovery rate {q * 100:g}%) the learned features were better in **0**, worse in **0**" in report
+    assert f"significant after Benjamini-Hochberg at FDR {q * 100:g}% over all 3 comparisons" in report
 
 
 def test_the_time_split_adds_each_cost_once(tmp_path: Path) -> None:

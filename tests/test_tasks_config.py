@@ -5,7 +5,7 @@ from pathlib import Path
 
 from benchmark.config import build_config, parse_overrides
 from benchmark.errors import MelbenchError
-from benchmark.tasks import TaskSpec, load_tasks
+from benchmark.tasks import ReportSpec, TaskSpec, load_report_spec, load_tasks
 
 
 def test_overrides_are_typed() -> None:
@@ -35,3 +35,22 @@ def test_scarce_fraction_is_a_typed_protocol_setting(tmp_path: Path) -> None:
     bad.write_text("defaults:\n  scarce_fraction: 2\ntasks:\n  t: {dataset: d, level: clip, labels: multiclass, metrics: [accuracy]}\n")
     with pytest.raises(MelbenchError, match=r"task 't': scarce_fraction must be in \(0, 1\], got 2"):
         load_tasks(bad)
+
+
+def test_report_settings_are_typed_and_checked(tmp_path: Path) -> None:
+    assert load_report_spec() == ReportSpec(fdr_q=0.05, min_effect=0.03)  # the repo's tasks.yaml
+    task = "tasks:\n  t: {dataset: d, level: clip, labels: multiclass, metrics: [accuracy]}\n"
+    f = tmp_path / "tasks.yaml"
+    f.write_text(task)
+    assert load_report_spec(f) == ReportSpec()  # no section: the defaults
+    f.write_text("report:\n  fdr_q: 0.1\n  min_effect: 0.05\n" + task)
+    assert load_report_spec(f) == ReportSpec(fdr_q=0.1, min_effect=0.05) and list(load_tasks(f)) == ["t"]
+    for body, message in [("  fdr: 0.1\n", r"tasks.yaml:2: unknown key 'fdr' in report; known: fdr_q, min_effect"),
+                          ("  fdr_q: high\n", r"report: 'fdr_q': expected float, got 'high'"),
+                          ("  fdr_q: 1.5\n", r"tasks.yaml:1: report: fdr_q must be in \(0, 1\), got 1.5")]:
+        f.write_text("report:\n" + body + task)
+        with pytest.raises(MelbenchError, match=message):
+            load_report_spec(f)
+    f.write_text("reports: {}\n" + task)
+    with pytest.raises(MelbenchError, match="tasks.yaml:1: unknown top-level key 'reports'; known: defaults, tasks, report"):
+        load_tasks(f)

@@ -23,7 +23,7 @@ from benchmark.atomic import atomic_write
 from benchmark.config import build_config
 from benchmark.errors import MelbenchError
 from benchmark.pretraining.train_state import finished_record
-from benchmark.report.summary import BASELINE
+from benchmark.registry import BASELINE
 from benchmark.runs import read_runs
 from benchmark.tasks import DEFAULT_TASKS_FILE, load_tasks
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.report.summary import (
-    FDR_Q, Comparison, Table, is_baseline, is_control, is_snapshot, label_order, summarise, upstream_label,
+    Comparison, Table, is_baseline, is_control, is_snapshot, label_order, summarise, upstream_label,
 )
 
 
@@ -82,12 +82,13 @@ def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> l
     return written
 
 
-def write_summary_plot(comparisons: list[Comparison], out_dir: Path) -> Path | None:
+def write_summary_plot(comparisons: list[Comparison], out_dir: Path, fdr_q: float) -> Path | None:
     """summary.png: effect over Mel per upstream (rows) x task and label budget (columns).
 
     Args:
-        comparisons: `report_stats.compare(table)`.
+        comparisons: `summary.compare(table, fdr_q)`.
         out_dir: the results folder.
+        fdr_q: the false-discovery rate of the significance marks (named in the title).
 
     Returns:
         The file, or None when there is nothing to compare.
@@ -119,7 +120,7 @@ def write_summary_plot(comparisons: list[Comparison], out_dir: Path) -> Path | N
         if columns[j][0] != columns[j - 1][0]:
             ax.axvline(j - 0.5, color="black", linewidth=1)
     fig.colorbar(image, ax=ax, label="learned - Mel (headline metric)")
-    ax.set_title(f"Effect over Mel; * = significant after Benjamini-Hochberg (FDR {FDR_Q:.0%})", fontsize=9)
+    ax.set_title(f"Effect over Mel; * = significant after Benjamini-Hochberg (FDR {fdr_q * 100:g}%)", fontsize=9)
     return _save(plt, fig, out_dir / "summary.png", dpi=120)
 
 
@@ -128,7 +129,7 @@ def write_curve_plots(curves: dict[str, dict[str, dict[float, list[dict[str, Any
     95% CI bands, one line per (upstream, label fraction).
 
     Args:
-        curves: `report_stats.compute_curves(table)`.
+        curves: `summary.compute_curves(table)`.
         out_dir: the results folder.
 
     Returns:

@@ -58,7 +58,7 @@ def setup_lines(records: list[dict[str, Any]], table: Table) -> list[str]:
 
     Args:
         records: every run record.
-        table: `report_stats.collect(records)`.
+        table: `summary.collect(records)`.
 
     Returns:
         Markdown lines.

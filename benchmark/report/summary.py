@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.tasks import TaskSpec
+from benchmark.registry import BASELINE
+from benchmark.tasks import ReportSpec, TaskSpec
 
-BASELINE = "mel"
+# Fixed so that one runs.jsonl always gives the same report, byte for byte (tests/test_results_folder.py);
+# any seed gives an equally valid interval, so it is not a setting of the protocol.
 CI_SEED = 7
-FDR_Q = 0.05  # Benjamini-Hochberg false-discovery rate of the report's verdicts
 
 Table = dict[tuple[str, str, float], dict[int, dict[str, Any]]]  # (task, label, fraction) -> seed -> record
 
@@ -114,7 +115,7 @@ def wald_p(estimate: float, boots: np.ndarray) -> float:
     return math.erfc(abs(estimate) / se / math.sqrt(2))
 
 
-def benjamini_hochberg(p_values: list[float], q: float = FDR_Q) -> list[bool]:
+def benjamini_hochberg(p_values: list[float], q: float = ReportSpec.fdr_q) -> list[bool]:
     """Which hypotheses are rejected at false-discovery rate `q` (step-up procedure).
 
     Args:
@@ -267,7 +268,7 @@ class Comparison:
         label: the upstream's display name.
         budget: the label budget.
         effect: `effect(...)` of the pair.
-        significant: rejected by Benjamini-Hochberg at `FDR_Q` over the whole family.
+        significant: rejected by Benjamini-Hochberg at the report's `fdr_q` over the whole family.
     """
 
     task: str
@@ -325,13 +326,14 @@ def identical_controls(table: Table) -> dict[str, str]:
     return same
 
 
-def compare(table: Table) -> list[Comparison]:
+def compare(table: Table, fdr_q: float = ReportSpec.fdr_q) -> list[Comparison]:
     """Every non-baseline upstream (controls included, each group of `identical_controls` once;
     snapshots not) against Mel at every task and distinct budget, corrected together by
     Benjamini-Hochberg.
 
     Args:
         table: `collect(records)`.
+        fdr_q: the correction's false-discovery rate (`ReportSpec.fdr_q`).
 
     Returns:
         The comparisons, by task, upstream and budget.
@@ -350,7 +352,7 @@ def compare(table: Table) -> list[Comparison]:
                 e = effect(table.get((task, u, b.fraction), {}), table.get((task, base, b.fraction), {}))
                 if e is not None:
                     found.append(Comparison(task, u, b, e))
-    for c, rejected in zip(found, benjamini_hochberg([c.effect["p"] for c in found])):
+    for c, rejected in zip(found, benjamini_hochberg([c.effect["p"] for c in found], fdr_q)):
         c.significant = rejected
     return found
 

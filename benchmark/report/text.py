@@ -9,8 +9,9 @@ from typing import Any
 from benchmark.atomic import atomic_write
 from benchmark.report.costs import cost_lines
 from benchmark.report.setup import setup_lines
+from benchmark.tasks import ReportSpec
 from benchmark.report.summary import (
-    FDR_Q, Comparison, Table, budgets, compute_curves, effect, identical_controls, interaction, is_baseline,
+    Comparison, Table, budgets, compute_curves, effect, identical_controls, interaction, is_baseline,
     is_control,
 )
 
@@ -73,12 +74,17 @@ def _interaction_sentence(i: dict[str, Any]) -> str:
     return f"on {i['task']}, {i['label']} - Mel goes {where}: fewer labels favour {towards} ({ci})."
 
 
-def _everywhere_text(scarce: list[Comparison]) -> str:
-    """The upstream(s) with a significant advantage of at least 0.03 at every scarce budget of the most tasks."""
+def _wins(c: Comparison, spec: ReportSpec) -> bool:
+    """A significant advantage of at least the report's `min_effect`."""
+    return c.significant and c.effect["diff"] >= spec.min_effect
+
+
+def _everywhere_text(scarce: list[Comparison], spec: ReportSpec) -> str:
+    """The upstream(s) with a win (`_wins`) at every scarce budget of the most tasks."""
     held: dict[str, set[str]] = {}
     for label, task in {(c.label, c.task) for c in scarce}:
         cells = [c for c in scarce if c.label == label and c.task == task]
-        if all(c.significant and c.effect["diff"] >= 0.03 for c in cells):
+        if all(_wins(c, spec) for c in cells):
             held.setdefault(label, set()).add(task)
     if not held:
         return "no upstream holds it at every scarce budget of any task"
@@ -87,7 +93,7 @@ def _everywhere_text(scarce: list[Comparison]) -> str:
     return f"at every scarce budget of a task, one upstream holds it on at most {most} task(s): {'; '.join(best)}"
 
 
-def _answer(comps: list[Comparison], inter: list[dict[str, Any]]) -> list[str]:
+def _answer(comps: list[Comparison], inter: list[dict[str, Any]], spec: ReportSpec) -> list[str]:
     """The 3-6 generated sentences of the plain-language answer."""
     learned = [c for c in comps if not is_control(c.label)]
     if not learned:
@@ -96,7 +102,7 @@ def _answer(comps: list[Comparison], inter: list[dict[str, Any]]) -> list[str]:
     scarce = [c for c in learned if c.budget.scarce]
     out = [f"Across {len(learned)} comparisons of {len({c.label for c in learned})} learned upstream(s) with Mel on "
            f"{len(tasks)} task(s) and every distinct label budget, after Benjamini-Hochberg correction (false-discovery "
-           f"rate {FDR_Q:.0%}) the learned features were {_count_text(learned)}."]
+           f"rate {spec.fdr_q * 100:g}%) the learned features were {_count_text(learned)}."]
     if scarce:
         limits = {c.budget.scarce_fraction for c in scarce}
         at_most = _pct(limits.pop()) if len(limits) == 1 else "each task's scarce_fraction"
@@ -107,9 +113,10 @@ def _answer(comps: list[Comparison], inter: list[dict[str, Any]]) -> list[str]:
         out.append(f"The largest scarce-label effect is {best.label} on {best.task} at {_pct(best.budget.fraction)} "
                    f"({_ci(best.effect)}), the most negative {worst.label} on {worst.task} at "
                    f"{_pct(worst.budget.fraction)} ({_ci(worst.effect)}).")
-        wins = {c.task for c in scarce if c.significant and c.effect["diff"] >= 0.03}
-        out.append(f"A significant advantage of at least 0.03 with scarce labels holds on {len(wins)} of {len(tasks)} "
-                   f"task(s){': ' + ', '.join(sorted(wins)) if wins else ''}; {_everywhere_text(scarce)}.")
+        wins = {c.task for c in scarce if _wins(c, spec)}
+        out.append(f"A significant advantage of at least {spec.min_effect:g} with scarce labels holds on {len(wins)} "
+                   f"of {len(tasks)} task(s){': ' + ', '.join(sorted(wins)) if wins else ''}; "
+                   f"{_everywhere_text(scarce, spec)}.")
     grows = [i for i in inter if not is_control(i["label"]) and i["lo"] > 0]
     shrinks = [i for i in inter if not is_control(i["label"]) and i["hi"] < 0]
     n_inter = len([i for i in inter if not is_control(i["label"])])
@@ -189,15 +196,16 @@ def _curves(table: Table) -> list[str]:
 
 
 def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Comparison], out_dir: Path,
-                    provenance: list[str] = ()) -> Path:
+                    spec: ReportSpec = ReportSpec(), provenance: list[str] = ()) -> Path:
     """Write REPORT.md.
 
     Args:
         records: the run records the tables use.
-        table: `report_stats.collect(records)`.
-        comps: `report_stats.compare(table)`.
+        table: `summary.collect(records)`.
+        comps: `summary.compare(table, spec.fdr_q)`.
         out_dir: the results folder.
-        provenance: lines on records left out or mixed (`report_provenance.current_records`).
+        spec: the report's settings (false-discovery rate, smallest effect counted as a win).
+        provenance: lines on records left out or mixed (`provenance.current_records`).
 
     Returns:
         The file written.
@@ -206,14 +214,14 @@ def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Com
     lines = ["# melbench report", "", f"**Question.** {QUESTION}", ""]
     if (out_dir / "summary.png").exists():
         lines += ["![effect over Mel per upstream, task and label budget](summary.png)", ""]
-    lines += ["## Answer", "", " ".join(_answer(comps, inter)), ""]
+    lines += ["## Answer", "", " ".join(_answer(comps, inter, spec)), ""]
     lines += ["## Does the advantage grow as labels shrink?", "",
               "Effect over Mel at the smallest label budget minus the effect at the largest, paired by seed and "
               "test resample [95% CI]:", ""]
     lines += [f"- {_interaction_sentence(i)}" for i in inter] or ["- No task has two label budgets."]
     lines += ["", "## Effect over Mel per task", "",
               f"Learned - Mel, mean over seeds [95% CI], uncorrected p; ▲/▼ = significant after Benjamini-Hochberg at "
-              f"FDR {FDR_Q:.0%} over all {len(comps)} comparisons (learned better / Mel better).", ""]
+              f"FDR {spec.fdr_q * 100:g}% over all {len(comps)} comparisons (learned better / Mel better).", ""]
     lines += _repeated_controls(table)
     lines += _effects_tables(table, comps) + _controls(table) + _curves(table)
     if provenance:

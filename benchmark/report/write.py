@@ -19,6 +19,7 @@ from benchmark.errors import MelbenchError
 from benchmark.report.provenance import current_records
 from benchmark.report.summary import Table, budgets, collect, compare, compute_curves, label_order, summarise
 from benchmark.runs import read_runs
+from benchmark.tasks import ReportSpec
 
 def _fmt(s: dict[str, Any]) -> str:
     return f"{s['mean']:.3f} ± {max(s['mean'] - s['lo'], s['hi'] - s['mean']):.3f}"
@@ -57,11 +58,12 @@ def write_leaderboard(table: Table, out_dir: Path) -> None:
         writer.writerows(rows_csv)
 
 
-def write_report(out_dir: Path) -> list[Path]:
+def write_report(out_dir: Path, spec: ReportSpec = ReportSpec()) -> list[Path]:
     """Regenerate every table, plot and REPORT.md in `out_dir` from its runs.jsonl.
 
     Args:
         out_dir: the results folder.
+        spec: how effects become verdicts (`report:` in `tasks.yaml`).
 
     Returns:
         The files written.
@@ -76,10 +78,10 @@ def write_report(out_dir: Path) -> list[Path]:
     if not records:
         raise MelbenchError(f"{out_dir / 'runs.jsonl'}: no probe runs recorded yet; run `melbench run` first")
     table = collect(records)
-    comparisons = compare(table)
+    comparisons = compare(table, spec.fdr_q)
     write_leaderboard(table, out_dir)
-    summary = write_summary_plot(comparisons, out_dir)
+    summary = write_summary_plot(comparisons, out_dir, spec.fdr_q)
     plots = [*([summary] if summary else []), *write_plots(records, table, out_dir),
              *write_curve_plots(compute_curves(table), out_dir)]
-    write_report_md(records, table, comparisons, out_dir, provenance)
+    write_report_md(records, table, comparisons, out_dir, spec, provenance)
     return [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", *plots, out_dir / "REPORT.md"]
