@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from benchmark import memory
 from benchmark.audio import load_audio
 from benchmark.cache import FeatureCache, cache_key
 from benchmark.errors import MelbenchError
@@ -167,6 +168,7 @@ def extract_files(
             cache.put(item, stored)
             report.items.append(ItemResult(path, tuple(stored.shape), duration_s, False, cache.path(item)))
         pending.clear()
+        memory.release_freed_memory(collect=False)  # batches grow: freed blocks rarely fit the next one
 
     misses: list[tuple[Path, str]] = []
     for path in tqdm(files, desc=f"cache {upstream_name}", unit="file", disable=not progress, leave=False):

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from benchmark import __version__
+from benchmark import __version__, memory
 from benchmark.cache import cache_key
 from benchmark.data.manifest import Dataset, load_dataset_dir
 from benchmark.data.probe_rows import Rows, build_rows
@@ -222,6 +222,7 @@ class TaskRunner:
         self.test.unit = group_of_item[self.test.unit]
         self.n_test_units = int(len(np.unique(self.test.unit)))
         self.loaded = True
+        memory.release_freed_memory()  # the extraction's batches, freed but kept by the allocator
 
     def jobs(self) -> list[tuple[float, int, int | None]]:
         """(fraction, seed, layer) of every probe run this pair needs; layer None = weighted."""
@@ -295,6 +296,7 @@ class TaskRunner:
             "melbench_version": __version__,
             "date": now_utc(),
         })
+        memory.release_freed_memory()  # this probe's row copies and optimiser state
         return True
 
 
