@@ -154,7 +154,7 @@ def extract_files(
     report = ExtractReport(frame_rate=float(upstream.frame_rate), provenance=getattr(upstream, "provenance", None))
     pending: list[tuple[Path, str, np.ndarray]] = []  # (path, item id, wave) awaiting a batch
 
-    def flush() -> None:
+    def extract_pending() -> None:
         start = time.perf_counter()
         outs = _extract_batch(upstream, [wave for _, _, wave in pending], layers)
         report.extract_s += time.perf_counter() - start
@@ -168,6 +168,9 @@ def extract_files(
             cache.put(item, stored)
             report.items.append(ItemResult(path, tuple(stored.shape), duration_s, False, cache.path(item)))
         pending.clear()
+
+    def flush() -> None:
+        extract_pending()  # its batch arrays are freed on its return, so the trim comes after
         memory.release_freed_memory(collect=False)  # batches grow: freed blocks rarely fit the next one
 
     misses: list[tuple[Path, str]] = []

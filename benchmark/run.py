@@ -296,7 +296,8 @@ class TaskRunner:
             "melbench_version": __version__,
             "date": now_utc(),
         })
-        memory.release_freed_memory()  # this probe's row copies and optimiser state
+        del train, chosen, probe  # this probe's rows, grid states and optimiser: freed before the trim
+        memory.release_freed_memory()
         return True
 
 

@@ -170,7 +170,8 @@ def load_report_spec(path: str | Path = DEFAULT_TASKS_FILE) -> ReportSpec:
     knode, vnode = top["report"]
     values = _checked(vnode, [f.name for f in dataclasses.fields(ReportSpec)], str(path), "report")
     where = f"{path}:{_line(knode)}: report:"
-    spec = build_config(ReportSpec, values, what=where)
+    field_what = {k: f"{path}:{_line(kn)}: report:" for k, (kn, _) in _mapping(vnode, str(path)).items()}
+    spec = build_config(ReportSpec, values, what=where, field_what=field_what)
     if not 0 < spec.fdr_q < 1:
         raise MelbenchError(f"{where} fdr_q must be in (0, 1), got {spec.fdr_q}")
     if spec.min_effect < 0:

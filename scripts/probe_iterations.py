@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     every = load_tasks()
+    unknown = [t for t in _csv(args.tasks) if t not in every]
+    if unknown:
+        sys.exit(f"probe_iterations: unknown task {unknown[0]!r}; known: {', '.join(every)}")
     tasks = {t: every[t] for t in _csv(args.tasks)}
     upstreams, scales = _csv(args.upstreams), [int(s) for s in _csv(args.scales)]
     fractions = tuple(float(f) for f in _csv(args.fractions))

@@ -10,7 +10,9 @@ extraction and probe run) and once, the reference, with that call made a no-op, 
 allocator keeping what it was given. Prints and writes OUT/peak_memory.json: each arm's peak
 resident set (`ru_maxrss`) and wall time, and their ratios. One label fraction and seed and no
 per-layer sweep keep it to minutes; `--set checkpoint=` a snapshot folder (which has no
-snapshots of its own) keeps the control and curve rows out.
+snapshots of its own) keeps the control and curve rows out. Pretrain the checkpoint first
+(`melbench pretrain`, or a `melbench run`): otherwise the first arm pretrains it and the two
+arms no longer do the same work.
 """
 
 import argparse
@@ -62,6 +64,8 @@ def run_arm(arm: str, run_args: list[str], out: Path) -> dict[str, float]:
         `peak_rss_gb` and `wall_s`.
     """
     arm_dir = out / arm
+    if arm_dir.exists():  # its records and feature cache would make the arm skip all the work it measures
+        sys.exit(f"peak_memory: {arm_dir} exists; give an --out folder without earlier arms")
     env = {**os.environ, "MELBENCH_HOME": str(_home(arm_dir, melbench_home()))}
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, arm, "run", *run_args, "--out", str(arm_dir / "results"),
