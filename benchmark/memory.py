@@ -18,11 +18,19 @@ from typing import Callable
 
 
 @cache
+def glibc() -> ctypes.CDLL | None:
+    """The process's C library when it is glibc (whose allocator `mallopt` and `malloc_trim`
+    tune), or None where it is another (macOS, musl)."""
+    return ctypes.CDLL(None) if platform.libc_ver()[0] == "glibc" else None
+
+
+@cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None where the C library is another (macOS, musl)."""
-    if platform.libc_ver()[0] != "glibc":
+    """glibc's `malloc_trim`, or None without glibc."""
+    libc = glibc()
+    if libc is None:
         return None
-    trim = ctypes.CDLL(None).malloc_trim
+    trim = libc.malloc_trim
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return trim
 

@@ -8,8 +8,6 @@ the clock); melbench's step masks inside the timed forward, so the comparison le
 s3prl.
 """
 
-import ctypes
-import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ from typing import Any
 import torch
 
 from benchmark.logmel import MelConfig
+from benchmark.memory import glibc
 
 # The frames both sides read: melbench's log-Mel front-end at its defaults.
 N_MELS, FRAME_RATE = MelConfig().n_mels, MelConfig().frame_rate
@@ -108,10 +107,10 @@ def malloc_without_mmap() -> Iterator[bool]:
     Yields:
         Whether the setting took effect (False where the C library is not glibc).
     """
-    if platform.libc_ver()[0] != "glibc":
+    libc = glibc()
+    if libc is None:
         yield False
         return
-    libc = ctypes.CDLL(None)
     applied = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
     try:
         yield applied
