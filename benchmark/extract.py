@@ -171,7 +171,7 @@ def extract_files(
 
     def flush() -> None:
         extract_pending()  # its batch arrays are freed on its return, so the trim comes after
-        memory.release_freed_memory(collect=False)  # batches grow: freed blocks rarely fit the next one
+        memory.release_freed_memory()  # batches grow: freed blocks rarely fit the next one
 
     misses: list[tuple[Path, str]] = []
     for path in tqdm(files, desc=f"cache {upstream_name}", unit="file", disable=not progress, leave=False):

@@ -34,7 +34,7 @@ CHILD = """
 import resource, sys
 from benchmark import memory
 if sys.argv[1] == "kept":
-    memory.release_freed_memory = lambda collect=True: False
+    memory.release_freed_memory = lambda: False
 from benchmark.cli import main
 code = main(sys.argv[2:])
 print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
