@@ -28,3 +28,23 @@ def test_the_kept_results_are_generated_from_the_kept_records(kept: Path, tmp_pa
     for name in TEXT:
         assert (tmp_path / name).read_text() == (folder / name).read_text(), f"{folder / name} is stale"
     assert sorted(p.name for p in written if p.suffix == ".png") == sorted(p.name for p in folder.glob("*.png"))
+
+
+MERGED = sorted(p for p in KEPT if p.parent.name.startswith("ssl_"))
+
+
+def _lines(kept: Path) -> list[bytes]:
+    return lzma.decompress(kept.read_bytes()).splitlines()
+
+
+@pytest.mark.parametrize("merged", MERGED, ids=[p.parent.name for p in MERGED])
+def test_a_merged_folder_holds_exactly_its_sources_records(merged: Path) -> None:
+    """`results/ssl_N/` is every `results/<upstream>_N/` folder's records in one file, each once."""
+    steps = merged.parent.name.removeprefix("ssl_")
+    sources = [p for p in KEPT if p.parent.name.endswith(f"_{steps}") and p != merged]
+    assert len(sources) >= 2, f"{merged.parent} merges fewer than two folders ending in _{steps}"
+    lines = _lines(merged)
+    assert len(lines) == len(set(lines)), f"{merged} holds a record twice"
+    expected = {line for source in sources for line in _lines(source)}
+    missing, extra = len(expected - set(lines)), len(set(lines) - expected)
+    assert not (missing or extra), f"{merged}: {missing} source records missing, {extra} from no source"
