@@ -1,7 +1,8 @@
 """The results kept in the repository are what `melbench report` makes of their records: in
 `results/` and in every folder under it that keeps records, the tables and REPORT.md are
 regenerated from that folder's `runs.jsonl.xz` (the records, compressed to stay small in git)
-byte for byte."""
+byte for byte; a merged folder `results/ssl_N/` holds exactly the records of every
+`results/<upstream>_N/` folder."""
 
 import lzma
 from pathlib import Path
@@ -14,6 +15,11 @@ from benchmark.tasks import load_report_spec
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TEXT = ("REPORT.md", "leaderboard.md", "leaderboard.csv")
 KEPT = sorted(RESULTS.rglob("runs.jsonl.xz"))
+MERGED = sorted(p for p in KEPT if p.parent.name.startswith("ssl_"))
+
+
+def _lines(kept: Path) -> list[bytes]:
+    return lzma.decompress(kept.read_bytes()).splitlines()
 
 
 def test_the_default_run_is_kept() -> None:
@@ -28,13 +34,6 @@ def test_the_kept_results_are_generated_from_the_kept_records(kept: Path, tmp_pa
     for name in TEXT:
         assert (tmp_path / name).read_text() == (folder / name).read_text(), f"{folder / name} is stale"
     assert sorted(p.name for p in written if p.suffix == ".png") == sorted(p.name for p in folder.glob("*.png"))
-
-
-MERGED = sorted(p for p in KEPT if p.parent.name.startswith("ssl_"))
-
-
-def _lines(kept: Path) -> list[bytes]:
-    return lzma.decompress(kept.read_bytes()).splitlines()
 
 
 @pytest.mark.parametrize("merged", MERGED, ids=[p.parent.name for p in MERGED])
