@@ -139,7 +139,7 @@ def _probe_config(spec: TaskSpec, layer: int | None) -> ProbeConfig:
 
 
 def _probe_grid(spec: TaskSpec) -> ProbeGrid:
-    return ProbeGrid(l2=spec.l2_grid, lr=spec.lr_grid if spec.probe == "mlp" else ())
+    return ProbeGrid(l2=spec.l2_grid, lr=spec.lr_grid if spec.probe == "mlp" else (), layer_choice=spec.layer_choice)
 
 
 def _valid_score(spec: TaskSpec, dataset: Dataset) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -240,7 +240,7 @@ class TaskRunner:
     def ident(self, fraction: float, seed: int, layer: int | None) -> dict[str, Any]:
         """What identifies one probe run of this pair (hashed into its `run_id`)."""
         return {**self.identity, "fraction": fraction, "seed": seed, "layer": layer,
-                "probe": asdict(_probe_config(self.spec, layer)), "probe_grid": asdict(_probe_grid(self.spec))}
+                "probe": asdict(_probe_config(self.spec, layer)), "probe_grid": _probe_grid(self.spec).record()}
 
     def pending(self) -> list[tuple[float, int, int | None]]:
         """The jobs not yet in runs.jsonl."""
@@ -284,7 +284,7 @@ class TaskRunner:
             "layer_weights": None if weights is None else [round(float(w), 4) for w in weights],
             "probe_epochs": sum(point["epochs"] for point in chosen.curve),  # passes over the rows, whole grid
             "probe_choice": {"l2": chosen.config.l2, "lr": chosen.config.lr if probe_cfg.kind == "mlp" else None,
-                             "at_edge": chosen.at_edge},
+                             "layer": chosen.config.layer, "at_edge": chosen.at_edge},
             "probe_valid_curve": chosen.curve,
             "probe_valid_score": chosen.score,
             "train_s": round(train_s, 3),

@@ -51,6 +51,9 @@ class TaskSpec:
             the validation split by the headline metric (`downstreams.selection`).
         lr_grid: the MLP probe's candidate learning rates (the linear probe's L-BFGS has none).
         lbfgs_iters: L-BFGS iterations per grid point of the linear probe.
+        layer_choice: how the probe reads an upstream with several layers: "validation" probes
+            each layer alone and keeps the best on the validation split (with the L2 strength);
+            "weighted" learns a softmax-weighted sum of the layers with the head (SUPERB's).
         scarce_fraction: label budgets whose smallest fraction is at most this count as scarce
             in the report's answer (each record carries it).
     """
@@ -67,6 +70,7 @@ class TaskSpec:
     l2_grid: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
     lr_grid: tuple[float, ...] = (1e-3, 3e-3)
     lbfgs_iters: int = 100
+    layer_choice: str = "validation"
     scarce_fraction: float = 0.05
 
 
@@ -210,6 +214,11 @@ def _validate(spec: TaskSpec, where: str) -> None:
             raise MelbenchError(f"{where}: {name} must be distinct positive numbers, got {list(values)}")
     if spec.lbfgs_iters < 1:
         raise MelbenchError(f"{where}: lbfgs_iters must be >= 1, got {spec.lbfgs_iters}")
+    from downstreams.selection import LAYER_CHOICES
+
+    if spec.layer_choice not in LAYER_CHOICES:
+        raise MelbenchError(f"{where}: layer_choice must be one of {', '.join(LAYER_CHOICES)}, "
+                            f"got {spec.layer_choice!r}")
     if not 0 < spec.scarce_fraction <= 1:
         raise MelbenchError(f"{where}: scarce_fraction must be in (0, 1], got {spec.scarce_fraction}")
     bad = [f for f in spec.fractions if not 0 < f <= 1]

@@ -1,6 +1,6 @@
 """Probes on frozen features: linear or one-hidden-layer MLP, over one layer or a learned
-softmax-weighted sum of layers (as SUPERB), with their hyper-parameters chosen on the
-validation split (`downstreams.selection`).
+softmax-weighted sum of layers (as SUPERB), with their hyper-parameters (and, by default, the
+layer) chosen on the validation split (`downstreams.selection`).
 
 Features are standardised with statistics of the training subset only. The linear probe is
 L2-regularised logistic regression (softmax, or one sigmoid per tag) fitted full-batch by
@@ -8,6 +8,7 @@ L-BFGS, which has no learning rate or epoch count to tune; the MLP trains with A
 stopping on the validation loss. The test split plays no part in training or selection.
 """
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,9 @@ class ProbeConfig:
 
     Attributes:
         kind: "linear" or "mlp" (one hidden layer, ReLU, dropout).
-        layer: which hidden layer to probe; None learns a softmax-weighted sum of all layers.
+        layer: which hidden layer to probe; None: a softmax-weighted sum of all layers in a
+            `Probe`, and in `select_probe` whatever its grid's `layer_choice` says (by default
+            each layer alone, the best on validation kept).
         l2: L2 strength: the objective is the mean loss + l2 / 2 * (sum of squared head
             weights; biases and layer weights are not penalised).
         lr: Adam learning rate (mlp only: L-BFGS needs none).
@@ -155,6 +158,14 @@ class Standardised:
         self.std = x_train.std(0, dtype=np.float64).astype(np.float32) + 1e-5
         self.train = ((x_train - self.mean) / self.std).astype(np.float32)
         self.valid = ((x_valid - self.mean) / self.std).astype(np.float32)
+
+    def only_layer(self, layer: int) -> "Standardised":
+        """The same rows with `layer` alone: `(rows, 1, dim)`, contiguous, statistics sliced alike."""
+        part = copy.copy(self)
+        part.mean, part.std = self.mean[layer : layer + 1], self.std[layer : layer + 1]
+        part.train = np.ascontiguousarray(self.train[:, layer : layer + 1])
+        part.valid = np.ascontiguousarray(self.valid[:, layer : layer + 1])
+        return part
 
 
 def one_thread_if_small(x_train: np.ndarray) -> int | None:

@@ -7,11 +7,19 @@ than one fit; the path stops once `GRID_PATIENCE` weaker penalties in a row have
 the best validation score (past the best, the probe only overfits more). The MLP trains afresh for every (learning rate, L2) pair. The setting with the
 best validation score wins (ties: the lower validation loss, then the stronger penalty); the
 test split is never seen here.
+
+Which of an upstream's layers the probe reads is part of the grid (`ProbeGrid.layer_choice`):
+by default every layer is probed alone, each with its own path, and the (layer, setting) with
+the best validation score wins. The alternative, one probe over a softmax-weighted sum of the
+layers learned with its head (SUPERB's weighting), is what melbench used before: fitted full
+batch by L-BFGS its weights settle on one layer (over 90% of the weighted probes of the kept
+runs put more than 0.95 on a single layer), the one that fits the labelled rows best, which on
+validation was often not the best layer (docs/probes.md).
 """
 
 import copy
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -21,6 +29,7 @@ from downstreams.probes import (
 )
 
 GRID_PATIENCE = 2  # weaker L2 strengths without a better validation score before the path stops
+LAYER_CHOICES = ("validation", "weighted")  # tasks.yaml `layer_choice`
 
 # validation score of (labels, scores); higher is better (the task's headline metric)
 ScoreFn = Callable[[np.ndarray, np.ndarray], float]
@@ -33,10 +42,23 @@ class ProbeGrid:
     Attributes:
         l2: L2 strengths (`ProbeConfig.l2`).
         lr: MLP learning rates (the linear probe's L-BFGS has none).
+        layer_choice: for a probe whose `ProbeConfig.layer` is None: "validation" probes each
+            layer alone and keeps the best on validation; "weighted" fits one probe over a
+            learned softmax-weighted sum of the layers.
     """
 
     l2: tuple[float, ...]
     lr: tuple[float, ...] = (3e-3,)
+    layer_choice: str = "validation"
+
+    def record(self) -> dict[str, Any]:
+        """The grid as runs.jsonl records it. The weighted sum was the only probe before the
+        layer became a choice, so it is recorded as it was then (no `layer_choice` key), and a
+        run with `layer_choice: weighted` finds those records current."""
+        fields = asdict(self)
+        if self.layer_choice == "weighted":
+            del fields["layer_choice"]
+        return fields
 
 
 @dataclass
@@ -59,10 +81,10 @@ class Selection:
     score: float
 
 
-def _score(model: Probe, data: Standardised, y_valid: np.ndarray, multilabel: bool, score_fn: ScoreFn) -> float:
+def _score(model: Probe, x_valid: np.ndarray, y_valid: np.ndarray, multilabel: bool, score_fn: ScoreFn) -> float:
     with torch.no_grad():
         model.eval()
-        logits = model(torch.from_numpy(data.valid))
+        logits = model(torch.from_numpy(x_valid))
         scores = torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
     value = float(score_fn(y_valid, scores.numpy()))
     return value if np.isfinite(value) else -np.inf
@@ -89,65 +111,94 @@ def select_probe(
         y_valid: validation labels.
         n_classes: number of classes or tags.
         multilabel: sigmoid/BCE instead of softmax/cross-entropy.
-        config: everything but the grid's fields (`l2`, and `lr` for the MLP).
+        config: everything but the grid's fields (`l2`, and `lr` for the MLP); a `layer` given
+            here is probed alone, None leaves the layers to `grid.layer_choice`.
         grid: the candidates.
         score_fn: validation score (higher is better).
         seed: initialisation and shuffling seed.
 
     Returns:
-        The selection.
+        The selection; `config.layer` is the layer read (None for the weighted sum), and each
+        curve point of a layer choice names its `layer`.
     """
     if not grid.l2 or (config.kind == "mlp" and not grid.lr):
         raise ValueError("the probe grid needs at least one value of each field")
+    if grid.layer_choice not in LAYER_CHOICES:
+        raise ValueError(f"layer_choice must be one of {LAYER_CHOICES}, got {grid.layer_choice!r}")
+    n_layers = x_train.shape[1]
+    if config.layer is not None:
+        layers: list[int | None] = [config.layer]
+    else:
+        layers = list(range(n_layers)) if grid.layer_choice == "validation" and n_layers > 1 else [None]
     threads = one_thread_if_small(x_train)
     try:
         data = Standardised(x_train, x_valid)
-        torch.manual_seed(seed)
-        model = Probe(x_train.shape[1], x_train.shape[2], n_classes, config)
-        points = [(lr, l2) for lr in (grid.lr if config.kind == "mlp" else (config.lr,))
-                  for l2 in sorted(grid.l2, reverse=True)]
-        xt, yt = torch.from_numpy(data.train), target(y_train, multilabel)
-        initial = copy.deepcopy(model.state_dict())
-        curve, best, since_best = [], None, 0
-        for lr, l2 in points:
-            if config.kind == "linear" and since_best >= GRID_PATIENCE:
-                break
-            cfg = replace(config, l2=l2, lr=lr)
-            if config.kind == "linear":  # warm start: `model` still holds the previous (stronger) solution
-                epochs = fit_lbfgs(model, xt, yt, multilabel, cfg)
-                valid_loss = mean_loss(model, data.valid, y_valid, multilabel)
-            else:  # the same initial weights for every point, so only the setting differs
-                model.load_state_dict(initial)
-                epochs, valid_loss = fit_adam(model, data, y_train, y_valid, multilabel, cfg, seed)
-            score = _score(model, data, y_valid, multilabel, score_fn)
-            point = {"l2": l2, "valid_score": round(score, 6), "valid_loss": round(valid_loss, 6), "epochs": epochs}
-            curve.append({**point, "lr": lr} if config.kind == "mlp" else point)
-            # strict improvement only: on a tie the earlier point (the stronger penalty) stays
-            rank = (score, -valid_loss)
-            if best is None or rank > best[0]:
-                best, since_best = (rank, cfg, copy.deepcopy(model.state_dict()), epochs, valid_loss), 0
-            else:
-                since_best += 1
-        (score, _), chosen, state, epochs, valid_loss = best
-        model.load_state_dict(state)
+        curve, best = [], None
+        for layer in layers:
+            # a layer alone is fitted on its own contiguous rows, so the passes over the rows
+            # cost one layer's floats, not all of them
+            part = data if layer is None else data.only_layer(layer)
+            path_config = replace(config, layer=None if layer is None else 0)
+            points, found = _walk(part, y_train, y_valid, n_classes, multilabel, path_config, grid, score_fn, seed)
+            for point in points:
+                curve.append({**point, "layer": layer} if len(layers) > 1 else point)
+            if best is None or found[0] > best[0]:  # strict: on a tie the lower layer stays
+                best = (*found, layer)
+        (score, _), chosen, state, epochs, valid_loss, layer = best
+        model = Probe(n_layers, x_train.shape[2], n_classes, replace(config, layer=layer))
+        model.load_state_dict(state)  # a one-layer model's head is the same head reading `layer`
         probe = FittedProbe(model, data.mean, data.std, multilabel, epochs, valid_loss)
         at_edge = chosen.l2 in (min(grid.l2), max(grid.l2)) and len(grid.l2) > 1
-        return Selection(probe, chosen, curve, at_edge, round(score, 6))
+        return Selection(probe, replace(chosen, layer=layer), curve, at_edge, round(score, 6))
     finally:
         if threads is not None:
             torch.set_num_threads(threads)
+
+
+def _walk(data: Standardised, y_train: np.ndarray, y_valid: np.ndarray, n_classes: int, multilabel: bool,
+          config: ProbeConfig, grid: ProbeGrid, score_fn: ScoreFn, seed: int) -> tuple[list[dict], tuple]:
+    """The grid for one reading of the layers: curve points, and the best point's
+    `(rank, config, state, epochs, valid_loss)` (rank = (validation score, -validation loss))."""
+    torch.manual_seed(seed)
+    model = Probe(data.train.shape[1], data.train.shape[2], n_classes, config)
+    points = [(lr, l2) for lr in (grid.lr if config.kind == "mlp" else (config.lr,))
+              for l2 in sorted(grid.l2, reverse=True)]
+    xt, yt = torch.from_numpy(data.train), target(y_train, multilabel)
+    initial = copy.deepcopy(model.state_dict())
+    curve, best, since_best = [], None, 0
+    for lr, l2 in points:
+        if config.kind == "linear" and since_best >= GRID_PATIENCE:
+            break
+        cfg = replace(config, l2=l2, lr=lr)
+        if config.kind == "linear":  # warm start: `model` still holds the previous (stronger) solution
+            epochs = fit_lbfgs(model, xt, yt, multilabel, cfg)
+            valid_loss = mean_loss(model, data.valid, y_valid, multilabel)
+        else:  # the same initial weights for every point, so only the setting differs
+            model.load_state_dict(initial)
+            epochs, valid_loss = fit_adam(model, data, y_train, y_valid, multilabel, cfg, seed)
+        score = _score(model, data.valid, y_valid, multilabel, score_fn)
+        point = {"l2": l2, "valid_score": round(score, 6), "valid_loss": round(valid_loss, 6), "epochs": epochs}
+        curve.append({**point, "lr": lr} if config.kind == "mlp" else point)
+        # strict improvement only: on a tie the earlier point (the stronger penalty) stays
+        rank = (score, -valid_loss)
+        if best is None or rank > best[0]:
+            best, since_best = (rank, cfg, copy.deepcopy(model.state_dict()), epochs, valid_loss), 0
+        else:
+            since_best += 1
+    return curve, best
 
 
 def train_probe(
     x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, n_classes: int,
     multilabel: bool, config: ProbeConfig, seed: int,
 ) -> FittedProbe:
-    """Fit one probe at the fixed hyper-parameters of `config`: `select_probe` over a one-point
-    grid (the validation split then only serves the MLP's early stopping).
+    """Fit one probe at the fixed hyper-parameters of `config` (over `config.layer`, or the
+    weighted sum of the layers when it is None): `select_probe` over a one-point grid (the
+    validation split then only serves the MLP's early stopping).
 
     Returns:
         The fitted probe.
     """
-    grid = ProbeGrid(l2=(config.l2,), lr=(config.lr,))
+    grid = ProbeGrid(l2=(config.l2,), lr=(config.lr,), layer_choice="weighted")
     return select_probe(x_train, y_train, x_valid, y_valid, n_classes, multilabel, config, grid,
                         lambda y, scores: 0.0, seed).probe

@@ -2,6 +2,7 @@
 upstream, read from the tasks file and recorded with each run."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,9 @@ def test_the_choice_is_the_best_validation_score_and_small_subsets_need_more_pen
     chosen = {}
     for n_train in (24, 2000):
         xt, yt, xv, yv, _, _ = noisy_problem(n_train)
-        sel = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
+        # one path (the weighted sum over both layers): the L2 strength alone is chosen
+        sel = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), replace(GRID, layer_choice="weighted"), score,
+                           seed=0)
         l2s = [p["l2"] for p in sel.curve]
         assert l2s == sorted(GRID.l2, reverse=True)[: len(l2s)]  # the path runs strongest first
         best = max(sel.curve, key=lambda p: (p["valid_score"], -p["valid_loss"]))
@@ -52,8 +55,10 @@ def test_mlp_grid_spans_learning_rates_and_strengths() -> None:
     xt, yt, xv, yv, _, _ = noisy_problem(300)
     grid = ProbeGrid(l2=(1e-3, 1.0), lr=(1e-3, 1e-2))
     sel = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(kind="mlp", max_epochs=30), grid, score, seed=0)
-    assert sorted((p["lr"], p["l2"]) for p in sel.curve) == [(1e-3, 1e-3), (1e-3, 1.0), (1e-2, 1e-3), (1e-2, 1.0)]
-    assert (sel.config.lr, sel.config.l2) in {(p["lr"], p["l2"]) for p in sel.curve}
+    for layer in (0, 1):  # every (learning rate, L2) pair for each layer
+        assert sorted((p["lr"], p["l2"]) for p in sel.curve if p["layer"] == layer) == \
+            [(1e-3, 1e-3), (1e-3, 1.0), (1e-2, 1e-3), (1e-2, 1.0)]
+    assert (sel.config.lr, sel.config.l2, sel.config.layer) in {(p["lr"], p["l2"], p["layer"]) for p in sel.curve}
 
 
 def test_selection_is_deterministic() -> None:
@@ -61,6 +66,40 @@ def test_selection_is_deterministic() -> None:
     a = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
     b = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
     assert a.curve == b.curve and np.array_equal(a.probe.predict(xs), b.probe.predict(xs))
+
+
+def test_the_layer_is_chosen_on_validation_with_the_l2_strength() -> None:
+    """Each layer is probed alone and the best (layer, L2) on validation wins; the probe then
+    reads that layer from the whole input, exactly as a probe told to read it."""
+    xt, yt, xv, yv, xs, _ = noisy_problem(300)
+    sel = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
+    assert sel.config.layer == 1  # the layer that holds the signal
+    assert {p["layer"] for p in sel.curve} == {0, 1}
+    best = max(sel.curve, key=lambda p: (p["valid_score"], -p["valid_loss"]))
+    assert (best["layer"], best["l2"]) == (sel.config.layer, sel.config.l2)
+    assert score(yv, sel.probe.predict(xv)) == pytest.approx(sel.score, abs=1e-6)
+    alone = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(layer=1), GRID, score, seed=0)
+    assert np.array_equal(alone.probe.predict(xs), sel.probe.predict(xs))
+    weighted = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), replace(GRID, layer_choice="weighted"), score,
+                            seed=0)
+    assert weighted.config.layer is None and weighted.probe.model.layer_weights() is not None
+    assert "layer" not in weighted.curve[0]
+
+
+def test_a_one_layer_upstream_gets_the_same_probe_either_way() -> None:
+    """Mel has one layer: choosing it and weighting it are the same fit, bit for bit."""
+    xt, yt, xv, yv, xs, _ = noisy_problem(100)
+    one = [x[:, 1:] for x in (xt, xv, xs)]
+    chosen = select_probe(one[0], yt, one[1], yv, 4, False, ProbeConfig(), GRID, score, seed=0)
+    weighted = select_probe(one[0], yt, one[1], yv, 4, False, ProbeConfig(), replace(GRID, layer_choice="weighted"),
+                            score, seed=0)
+    assert chosen.curve == weighted.curve and np.array_equal(chosen.probe.predict(one[2]), weighted.probe.predict(one[2]))
+
+
+def test_a_weighted_grid_is_recorded_as_before_the_layer_choice() -> None:
+    """Records made with the weighted sum have no `layer_choice`: `layer_choice: weighted` finds them current."""
+    assert ProbeGrid(l2=(1.0,), lr=(), layer_choice="weighted").record() == {"l2": (1.0,), "lr": ()}
+    assert ProbeGrid(l2=(1.0,), lr=()).record() == {"l2": (1.0,), "lr": (), "layer_choice": "validation"}
 
 
 def _tasks_file(tmp_path: Path, grid: str) -> Path:
@@ -86,6 +125,10 @@ def test_grid_comes_from_the_tasks_file_with_per_task_overrides(tmp_path: Path) 
         load_tasks(_tasks_file(tmp_path, "    l2_grid: [0.5, -1]\n"))
     with pytest.raises(MelbenchError, match=r"tasks.yaml:11: task 'demo': 'l2_grid'"):
         load_tasks(_tasks_file(tmp_path, "    l2_grid: [a, b]\n"))
+    assert load_tasks(_tasks_file(tmp_path, ""))["demo"].layer_choice == "validation"
+    with pytest.raises(MelbenchError, match=r"tasks.yaml:\d+: task 'demo': layer_choice must be one of validation, "
+                                            r"weighted, got 'best'"):
+        load_tasks(_tasks_file(tmp_path, "    layer_choice: best\n"))
 
 
 def test_every_upstream_gets_the_same_grid_and_the_test_split_plays_no_part(tmp_path: Path, melbench_home: Path) -> None:
@@ -96,6 +139,9 @@ def test_every_upstream_gets_the_same_grid_and_the_test_split_plays_no_part(tmp_
     assert {r["upstream"] for r in records} == {"mel", "upstreams._template"}
     assert all(r["probe_grid"]["l2"] == [1e-5, 1e-3, 0.1, 10.0] for r in records)
     assert all(r["probe_choice"]["l2"] in r["probe_grid"]["l2"] for r in records)
+    assert all(r["probe_grid"]["layer_choice"] == "validation" for r in records)
+    learned = [r for r in records if r["upstream"] != "mel"]
+    assert all(r["probe_choice"]["layer"] in {p["layer"] for p in r["probe_valid_curve"]} for r in learned)
     # Swap the test split's labels: the same validation curves and choices, other test scores.
     manifest = melbench_home / "data" / "demo" / "manifest.jsonl"
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]

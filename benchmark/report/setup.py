@@ -33,13 +33,28 @@ def _pretraining(prov: dict[str, Any] | None, snapshot_step: int | None) -> str:
             f"{fmt('final_val_loss', '{:.3f}')}")
 
 
+def _layers_read(recs: list[dict[str, Any]]) -> str:
+    """How one task's probes read the upstreams with several layers, from their records."""
+    recs = [r for r in recs if r.get("layer") is None]  # not the per-layer sweep
+    chosen = Counter(r["probe_choice"]["layer"] for r in recs if r["probe_choice"].get("layer") is not None)
+    if chosen:
+        return "chosen on validation: " + ", ".join(f"{layer} ({n})" for layer, n in sorted(chosen.items()))
+    if any(len(r.get("layer_weights") or []) > 1 for r in recs):
+        return "a learned weighted sum"
+    return "one layer"
+
+
 def _probe_protocol(records: list[dict[str, Any]]) -> list[str]:
-    """The grid each task's probes were chosen from and how often each value won."""
+    """The grid each task's probes were chosen from, how often each value won, and the layers read."""
     lines = ["Probe protocol: the linear probe is L2-regularised logistic regression fitted by L-BFGS (the MLP by "
              "Adam); its L2 strength (and the MLP's learning rate) is chosen per upstream, task, fraction and seed "
              "by the headline metric on the validation split, from one grid per task shared by every upstream; the "
-             "test split is scored once, with the chosen probe.", "",
-             "| task | probe | L2 grid | chosen L2 (runs) | choices at the grid's edge |", "|---|---|---|---|---|"]
+             "test split is scored once, with the chosen probe. An upstream with several layers is read either "
+             "one layer at a time, the layer chosen with the L2 strength on validation (`layer_choice: "
+             "validation`), or through a softmax-weighted sum of its layers learned with the head (`weighted`); "
+             "the last column says which, and how often each layer was chosen.", "",
+             "| task | probe | L2 grid | chosen L2 (runs) | choices at the grid's edge | layers read (runs) |",
+             "|---|---|---|---|---|---|"]
     by_task: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         if r.get("probe_grid"):
@@ -49,7 +64,8 @@ def _probe_protocol(records: list[dict[str, Any]]) -> list[str]:
         chosen = Counter(r["probe_choice"]["l2"] for r in recs)
         edge = sum(bool(r["probe_choice"]["at_edge"]) for r in recs)
         lines.append(f"| {task} | {recs[0]['probe']['kind']} | {' / '.join(', '.join(f'{v:g}' for v in g) for g in sorted(grids))} | "
-                     f"{', '.join(f'{v:g} ({n})' for v, n in sorted(chosen.items()))} | {edge} of {len(recs)} |")
+                     f"{', '.join(f'{v:g} ({n})' for v, n in sorted(chosen.items()))} | {edge} of {len(recs)} | "
+                     f"{_layers_read(recs)} |")
     return lines + [""] if by_task else []
 
 

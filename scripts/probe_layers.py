@@ -1,0 +1,158 @@
+"""Which of an upstream's layers should the linear probe read? Validation split only.
+
+    python scripts/probe_layers.py --upstreams mel,tera --tasks pitch,instrument \
+        --fractions 0.01,0.05,1.0 --pretrain-steps 12800 --out /tmp/probe_layers
+
+The probe of the runs kept up to revision 4cc1039 (`layer_choice: weighted`) learns a
+softmax-weighted sum of the layers (SUPERB's weighting) jointly with its head, by L-BFGS on the
+labelled subset. That objective is not convex and its weights can settle on a layer that fits
+the training rows best rather than the one that generalises. This script, the measurement
+behind `layer_choice: validation` (docs/probes.md), probes each upstream's checkpoint (`--pretrain-steps`: the one `melbench run
+--pretrain-steps N` pretrains; default the 400-step default) exactly as `melbench run` does (same
+labelled subsets, standardisation, L2 grid walk chosen on validation) reading each of:
+
+    weighted  the learned softmax-weighted sum of the layers
+    layer k   layer k alone
+    concat    every layer side by side: convex logistic regression on layers x dim inputs, which
+              holds every weighted sum as a special case (head k = weight k x the shared head)
+    mean      the layers standardised (labelled-subset statistics) and averaged: fixed uniform
+              weights, the weighted sum's starting point
+
+and prints, per (task, fraction, upstream), the selected probe's validation score (mean over
+seeds) for each reading and the difference from the first upstream's (Mel: one layer, so every
+reading is the same probe). The test split is never loaded into a probe or scored. Resumable:
+every (upstream, task, fraction, seed, reading) is one line of OUT/layers.jsonl.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.data.probe_rows import build_rows
+from benchmark.data.subsets import low_data_subset
+from benchmark.fingerprints import dataset_fingerprint
+from benchmark.pretraining.checkpoints import run_plan
+from benchmark.registry import load_upstream
+from benchmark.run import RunConfig, TaskRunner, _probe_config, _probe_grid, _valid_score, prepare_upstream, resolve_dataset
+from benchmark.runs import RunLog
+from benchmark.tasks import load_tasks
+from benchmark.variants import FULL, Variant
+from downstreams.selection import select_probe
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def readings(num_layers: int) -> list[str]:
+    """The layer readings probed for an upstream with `num_layers` layers (one for Mel)."""
+    if num_layers == 1:
+        return ["weighted"]
+    return ["weighted", *(f"layer {k}" for k in range(num_layers)), "concat", "mean"]
+
+
+def view(x: np.ndarray, reading: str, train_x: np.ndarray) -> np.ndarray:
+    """`(rows, layers, dim)` features as the probe of `reading` takes them (`train_x`: the
+    labelled subset's rows, whose statistics the `mean` reading standardises with)."""
+    if reading == "weighted":
+        return x
+    if reading == "concat":
+        return x.reshape(len(x), 1, -1)  # (B, L, D) -> (B, 1, L * D)
+    if reading == "mean":
+        mean, std = train_x.mean(0), train_x.std(0) + 1e-6  # (L, D)
+        return ((x - mean) / std).mean(1, keepdims=True, dtype=np.float32)  # (B, L, D) -> (B, 1, D)
+    k = int(reading.removeprefix("layer "))
+    return x[:, k : k + 1]  # (B, 1, D): a one-layer weighted sum is that layer
+
+
+def probe_all(upstreams: list[str], tasks: dict, fractions: list[float], seeds: int, steps: int | None,
+              out: Path) -> None:
+    """Append one validation-only result per (upstream, task, fraction, seed, reading) to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "layers.jsonl"
+    done = {tuple(r["key"]) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
+    cfg = RunConfig(upstreams=tuple(upstreams), tasks=tasks, out_dir=out, layer_sweep=False, progress=False,
+                    validation_only=True)
+    plan = run_plan(False).with_steps(steps)
+    with RunLog(out) as log, path.open("a") as sink:
+        for upstream in upstreams:
+            options = prepare_upstream(upstream, plan, progress=False)
+            num_layers = int(getattr(load_upstream(upstream, options), "num_layers", 1))
+            for task, spec in tasks.items():
+                dataset = resolve_dataset(spec.dataset, False)
+                runner = TaskRunner(cfg, log, upstream, Variant(None, options, None, FULL), task, spec, dataset,
+                                    dataset_fingerprint(dataset), num_layers)
+                for fraction in fractions:
+                    for seed in range(seeds):
+                        todo = [r for r in readings(num_layers) if (upstream, task, fraction, seed, r) not in done]
+                        if not todo:
+                            continue
+                        runner.load()
+                        subset = low_data_subset(runner.train_items, fraction, seed)
+                        train = build_rows(dataset, subset, runner.feats, runner.frame_rate, spec.max_train_rows, seed)
+                        for reading in todo:
+                            start = time.perf_counter()
+                            chosen = select_probe(
+                                view(train.x, reading, train.x), train.y, view(runner.valid.x, reading, train.x), runner.valid.y,
+                                len(dataset.classes), dataset.labels == "multilabel", _probe_config(spec, None),
+                                _probe_grid(spec), _valid_score(spec, dataset), seed,
+                            )
+                            weights = chosen.probe.model.layer_weights()
+                            sink.write(json.dumps({
+                                "key": [upstream, task, fraction, seed, reading], "valid_score": chosen.score,
+                                "l2": chosen.config.l2, "at_edge": chosen.at_edge,
+                                "layer_weights": None if weights is None else [round(float(w), 4) for w in weights],
+                                "probe_s": round(time.perf_counter() - start, 2),
+                            }) + "\n")
+                            sink.flush()
+                            print(f"  {upstream} {task} {fraction:g} seed {seed} {reading}: "
+                                  f"{chosen.score:.3f}", flush=True)
+
+
+def table(upstreams: list[str], out: Path) -> list[str]:
+    """Markdown rows: each reading's mean validation score, and minus the first upstream's."""
+    recs = [json.loads(line) for line in (out / "layers.jsonl").read_text().splitlines()]
+    score = {tuple(r["key"]): r["valid_score"] for r in recs}
+    rows = ["| task | labels | upstream | reading | valid score | minus " + upstreams[0] + " | L2 chosen |",
+            "|---|---|---|---|---|---|---|"]
+    order = {name: i for i, name in enumerate(upstreams)}
+    cells = sorted({(r["key"][1], r["key"][2], r["key"][0], r["key"][4]) for r in recs},
+                   key=lambda c: (c[0], c[1], order.get(c[2], 99), c[3] != "weighted", c[3]))
+    for task, fraction, upstream, reading in cells:
+        mine = {r["key"][3]: r for r in recs if (r["key"][1], r["key"][2], r["key"][0], r["key"][4])
+                == (task, fraction, upstream, reading)}
+        base = {s: score.get((upstreams[0], task, fraction, s, "weighted")) for s in mine}
+        diffs = [mine[s]["valid_score"] - b for s, b in base.items() if b is not None]
+        diff = f"{np.mean(diffs):+.3f}" if diffs else ""
+        l2s = ", ".join(f"{mine[s]['l2']:g}" for s in sorted(mine))
+        rows.append(f"| {task} | {fraction:.0%} | {upstream} | {reading} | "
+                    f"{np.mean([r['valid_score'] for r in mine.values()]):.3f} | {diff} | {l2s} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--upstreams", default="mel,tera", help="the first is the reference")
+    parser.add_argument("--tasks", default="pitch,instrument")
+    parser.add_argument("--fractions", default="0.01,0.05,1.0")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--pretrain-steps", type=int, default=None, help="the checkpoint of this many steps")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    every = load_tasks()
+    unknown = [t for t in _csv(args.tasks) if t not in every]
+    if unknown:
+        sys.exit(f"probe_layers: unknown task {unknown[0]!r}; known: {', '.join(every)}")
+    upstreams, out = _csv(args.upstreams), Path(args.out)
+    probe_all(upstreams, {t: every[t] for t in _csv(args.tasks)}, [float(f) for f in _csv(args.fractions)],
+              args.seeds, args.pretrain_steps, out)
+    print("\n".join(table(upstreams, out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
