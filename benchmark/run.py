@@ -225,7 +225,7 @@ class TaskRunner:
         memory.release_freed_memory()  # the extraction's batches, freed but kept by the allocator
 
     def jobs(self) -> list[tuple[float, int, int | None]]:
-        """(fraction, seed, layer) of every probe run this pair needs; layer None = weighted."""
+        """(fraction, seed, layer) of every probe run this pair needs; layer None = the task's `layer_choice`."""
         fractions = self.cfg.fractions or self.spec.fractions
         seeds = self.cfg.seeds or self.spec.seeds
         if self.variant.scope == CURVE:  # a snapshot of the compute curve: both ends of the label axis

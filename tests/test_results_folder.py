@@ -2,15 +2,20 @@
 `results/` and in every folder under it that keeps records, the tables and REPORT.md are
 regenerated from that folder's `runs.jsonl.xz` (the records, compressed to stay small in git)
 byte for byte; a merged folder `results/ssl_N/` holds exactly the records of every
-`results/<upstream>_N/` folder."""
+`results/<upstream>_N/` folder; and the probe each kept record names is the one melbench runs
+now for that record's `layer_choice`, so a run with the same tasks file skips it."""
 
+import json
 import lzma
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from benchmark.report.provenance import current_records
 from benchmark.report.write import write_report
-from benchmark.tasks import load_report_spec
+from benchmark.run import _probe_config, _probe_grid
+from benchmark.tasks import DEFAULT_TASKS_FILE, load_report_spec, load_tasks
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TEXT = ("REPORT.md", "leaderboard.md", "leaderboard.csv")
@@ -47,3 +52,20 @@ def test_a_merged_folder_holds_exactly_its_sources_records(merged: Path) -> None
     expected = {line for source in sources for line in _lines(source)}
     missing, extra = len(expected - set(lines)), len(set(lines) - expected)
     assert not (missing or extra), f"{merged}: {missing} source records missing, {extra} from no source"
+
+
+@pytest.mark.parametrize("kept", KEPT, ids=[str(p.parent.relative_to(RESULTS.parent)) for p in KEPT])
+def test_the_kept_records_name_the_probe_melbench_runs_for_their_layer_choice(kept: Path, tmp_path: Path) -> None:
+    """Records made before the layer choice (no `layer_choice` in their grid) match `layer_choice:
+    weighted`; the others the default tasks file."""
+    text = DEFAULT_TASKS_FILE.read_text()
+    weighted = tmp_path / "tasks.yaml"
+    weighted.write_text(text.replace("layer_choice: validation", "layer_choice: weighted"))
+    assert weighted.read_text() != text, "tasks.yaml no longer sets layer_choice: validation"
+    specs = {"weighted": load_tasks(weighted), "validation": load_tasks()}
+    current, _ = current_records([json.loads(line) for line in _lines(kept)])
+    for r in current:
+        spec = specs[r["probe_grid"].get("layer_choice", "weighted")][r["task"]]
+        made_now = json.loads(json.dumps({"probe": asdict(_probe_config(spec, r["layer"])),
+                                          "probe_grid": _probe_grid(spec).record()}))
+        assert made_now == {"probe": r["probe"], "probe_grid": r["probe_grid"]}, f"{kept}: {r['run_id']}"
