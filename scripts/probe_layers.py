@@ -18,9 +18,11 @@ labelled subsets, standardisation, L2 grid walk chosen on validation) reading ea
     mean      the layers standardised (labelled-subset statistics) and averaged: fixed uniform
               weights, the weighted sum's starting point
 
-and prints, per (task, fraction, upstream), the selected probe's validation score (mean over
-seeds) for each reading and the difference from the first upstream's (Mel: one layer, so every
-reading is the same probe). The test split is never loaded into a probe or scored. Resumable:
+and prints, per (task, fraction, upstream), each reading's selected probe's validation score
+minus the first upstream's (Mel: one layer, so every reading is the same probe), mean over the
+seeds where every reading is done, with the layer whose own path scored best in each seed (the
+"layer chosen" of `layer_choice: validation`) and the time of the single-layer paths over the
+weighted probe's (the table of docs/probes.md). The test split is never loaded into a probe or scored. Resumable:
 every (upstream, task, fraction, seed, reading) is one line of OUT/layers.jsonl.
 """
 
@@ -114,23 +116,38 @@ def probe_all(upstreams: list[str], tasks: dict, fractions: list[float], seeds: 
 
 
 def table(upstreams: list[str], out: Path) -> list[str]:
-    """Markdown rows: each reading's mean validation score, and minus the first upstream's."""
+    """Markdown rows: per (task, fraction, upstream), each reading's validation score minus the
+    first upstream's (mean over seeds), the layer whose own path scored best in each seed, and the
+    probe time of the single-layer paths over the weighted probe's."""
     recs = [json.loads(line) for line in (out / "layers.jsonl").read_text().splitlines()]
-    score = {tuple(r["key"]): r["valid_score"] for r in recs}
-    rows = ["| task | labels | upstream | reading | valid score | minus " + upstreams[0] + " | L2 chosen |",
-            "|---|---|---|---|---|---|---|"]
+    by_seed: dict[tuple, dict[str, dict]] = {}
+    for r in recs:
+        upstream, task, fraction, seed, reading = r["key"]
+        by_seed.setdefault((task, fraction, upstream, seed), {})[reading] = r
+    rows = [f"| task | labels | upstream | seeds | {upstreams[0]} | weighted | layer chosen (layers) | concat | mean | "
+            "time: layers / weighted |", "|---|---|---|---|---|---|---|---|---|---|"]
     order = {name: i for i, name in enumerate(upstreams)}
-    cells = sorted({(r["key"][1], r["key"][2], r["key"][0], r["key"][4]) for r in recs},
-                   key=lambda c: (c[0], c[1], order.get(c[2], 99), c[3] != "weighted", c[3]))
-    for task, fraction, upstream, reading in cells:
-        mine = {r["key"][3]: r for r in recs if (r["key"][1], r["key"][2], r["key"][0], r["key"][4])
-                == (task, fraction, upstream, reading)}
-        base = {s: score.get((upstreams[0], task, fraction, s, "weighted")) for s in mine}
-        diffs = [mine[s]["valid_score"] - b for s, b in base.items() if b is not None]
-        diff = f"{np.mean(diffs):+.3f}" if diffs else ""
-        l2s = ", ".join(f"{mine[s]['l2']:g}" for s in sorted(mine))
-        rows.append(f"| {task} | {fraction:.0%} | {upstream} | {reading} | "
-                    f"{np.mean([r['valid_score'] for r in mine.values()]):.3f} | {diff} | {l2s} |")
+    cells = sorted({k[:3] for k in by_seed if k[2] != upstreams[0]}, key=lambda c: (c[0], c[1], order.get(c[2], 99)))
+    for task, fraction, upstream in cells:
+        diffs: dict[str, list[float]] = {}
+        chosen, ratios, refs = [], [], []
+        for (t, f, u, seed), got in sorted(by_seed.items()):
+            ref = by_seed.get((t, f, upstreams[0], seed), {}).get("weighted")
+            layers = sorted(k for k in got if k.startswith("layer "))
+            if (t, f, u) != (task, fraction, upstream) or ref is None or not layers or len(got) < len(layers) + 3:
+                continue  # a seed not finished for every reading
+            best = max(layers, key=lambda k: (got[k]["valid_score"], -int(k.split()[1])))  # ties: the lower layer
+            for name, score in (("weighted", got["weighted"]["valid_score"]), ("chosen", got[best]["valid_score"]),
+                                ("concat", got["concat"]["valid_score"]), ("mean", got["mean"]["valid_score"])):
+                diffs.setdefault(name, []).append(score - ref["valid_score"])
+            chosen.append(best.split()[1])
+            ratios.append(sum(got[k]["probe_s"] for k in layers) / got["weighted"]["probe_s"])
+            refs.append(ref["valid_score"])
+        if not chosen:
+            continue
+        mean = {name: f"{np.mean(values):+.3f}" for name, values in diffs.items()}
+        rows.append(f"| {task} | {fraction:.0%} | {upstream} | {len(chosen)} | {np.mean(refs):.3f} | {mean['weighted']} | "
+                    f"{mean['chosen']} ({','.join(chosen)}) | {mean['concat']} | {mean['mean']} | {np.mean(ratios):.1f}x |")
     return rows
 
 

@@ -157,3 +157,36 @@ def test_every_upstream_gets_the_same_grid_and_the_test_split_plays_no_part(tmp_
         assert a["probe_valid_curve"] == b["probe_valid_curve"] and a["probe_choice"] == b["probe_choice"]
     assert [r["metrics"]["accuracy"]["value"] for r in sorted(records, key=key)] != \
         [r["metrics"]["accuracy"]["value"] for r in sorted(poisoned, key=key)]
+
+
+def test_probe_layers_script_scores_every_reading_on_validation_only(tmp_path: Path, melbench_home: Path) -> None:
+    """`scripts/probe_layers.py`, the measurement behind `layer_choice`: every reading of a
+    two-layer upstream is probed on the same subsets, the table has one row per (task, fraction,
+    learned upstream), and the test split's labels play no part."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_layers.py"
+    spec = importlib.util.spec_from_file_location("probe_layers", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    upstreams, out = ["mel", "upstreams._template"], tmp_path / "layers"
+    script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, out)
+    lines = [json.loads(line) for line in (out / "layers.jsonl").read_text().splitlines()]
+    readings = {tuple(r["key"][:4]): set() for r in lines}
+    for r in lines:
+        readings[tuple(r["key"][:4])].add(r["key"][4])
+    assert readings[("upstreams._template", "demo", 0.25, 1)] == {"weighted", "layer 0", "layer 1", "concat", "mean"}
+    assert readings[("mel", "demo", 0.25, 0)] == {"weighted"}
+    rows = script.table(upstreams, out)
+    assert len(rows) == 3 and rows[2].startswith("| demo | 25% | upstreams._template | 2 |")
+    # Swap the test split's labels: every validation score stays the same.
+    manifest = melbench_home / "data" / "demo" / "manifest.jsonl"
+    items = [json.loads(line) for line in manifest.read_text().splitlines()]
+    classes = sorted({r["labels"][0] for r in items})
+    for r in items:
+        if r["split"] == "test":
+            r["labels"] = [classes[(classes.index(r["labels"][0]) + 1) % len(classes)]]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in items))
+    script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, tmp_path / "poisoned")
+    poisoned = [json.loads(line) for line in (tmp_path / "poisoned" / "layers.jsonl").read_text().splitlines()]
+    assert [(r["key"], r["valid_score"]) for r in poisoned] == [(r["key"], r["valid_score"]) for r in lines]
