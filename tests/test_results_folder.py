@@ -1,10 +1,11 @@
 """The results kept in the repository are what `melbench report` makes of their records: in
 `results/` and in every folder under it that keeps records, the tables and REPORT.md are
 regenerated from that folder's `runs.jsonl.xz` (the records, compressed to stay small in git)
-byte for byte; a merged folder `results/ssl_N/` holds exactly the records of every
-`results/<upstream>_N/` folder; and the probe each kept record names is the one melbench runs
+byte for byte; a merged folder `results/ssl_N/` holds exactly the records the report uses of
+every `results/<upstream>_N/` folder (`scripts/merge_runs.py`); and the probe each kept record names is the one melbench runs
 now for that record's `layer_choice`, so a run with the same tasks file skips it."""
 
+import importlib.util
 import json
 import lzma
 from dataclasses import asdict
@@ -43,15 +44,19 @@ def test_the_kept_results_are_generated_from_the_kept_records(kept: Path, tmp_pa
 
 @pytest.mark.parametrize("merged", MERGED, ids=[p.parent.name for p in MERGED])
 def test_a_merged_folder_holds_exactly_its_sources_records(merged: Path) -> None:
-    """`results/ssl_N/` is every `results/<upstream>_N/` folder's records in one file, each once."""
+    """`results/ssl_N/` is what `scripts/merge_runs.py` makes of every `results/<upstream>_N/`
+    folder: the records its report uses, each probe run once."""
     steps = merged.parent.name.removeprefix("ssl_")
-    sources = [p for p in KEPT if p.parent.name.endswith(f"_{steps}") and p != merged]
+    sources = [p.parent for p in KEPT if p.parent.name.endswith(f"_{steps}") and p != merged]
     assert len(sources) >= 2, f"{merged.parent} merges fewer than two folders ending in _{steps}"
-    lines = _lines(merged)
-    assert len(lines) == len(set(lines)), f"{merged} holds a record twice"
-    expected = {line for source in sources for line in _lines(source)}
-    missing, extra = len(expected - set(lines)), len(set(lines) - expected)
-    assert not (missing or extra), f"{merged}: {missing} source records missing, {extra} from no source"
+    spec = importlib.util.spec_from_file_location("merge_runs", RESULTS.parent / "scripts" / "merge_runs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    lines = [line.decode() for line in _lines(merged)]
+    expected = script.merged_records(sources)
+    missing, extra = len(set(expected) - set(lines)), len(set(lines) - set(expected))
+    assert not (missing or extra) and len(lines) == len(expected), \
+        f"{merged}: {missing} source records missing, {extra} from no source; run scripts/merge_runs.py"
 
 
 @pytest.mark.parametrize("kept", KEPT, ids=[str(p.parent.relative_to(RESULTS.parent)) for p in KEPT])
