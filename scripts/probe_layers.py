@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,9 @@ def probe_all(upstreams: list[str], tasks: dict, fractions: list[float], seeds: 
             num_layers = int(getattr(load_upstream(upstream, options), "num_layers", 1))
             for task, spec in tasks.items():
                 dataset = resolve_dataset(spec.dataset, False)
+                # each reading says which layers the probe sees: "weighted" must be the learned
+                # weighted sum whatever the task's `layer_choice`, the others have one layer
+                grid = replace(_probe_grid(spec), layer_choice="weighted")
                 runner = TaskRunner(cfg, log, upstream, Variant(None, options, None, FULL), task, spec, dataset,
                                     dataset_fingerprint(dataset), num_layers)
                 for fraction in fractions:
@@ -101,7 +105,7 @@ def probe_all(upstreams: list[str], tasks: dict, fractions: list[float], seeds: 
                             chosen = select_probe(
                                 view(train.x, reading, train.x), train.y, view(runner.valid.x, reading, train.x), runner.valid.y,
                                 len(dataset.classes), dataset.labels == "multilabel", _probe_config(spec, None),
-                                _probe_grid(spec), _valid_score(spec, dataset), seed,
+                                grid, _valid_score(spec, dataset), seed,
                             )
                             weights = chosen.probe.model.layer_weights()
                             sink.write(json.dumps({
