@@ -5,7 +5,6 @@ byte for byte; a merged folder `results/ssl_N/` holds exactly the records the re
 every `results/<upstream>_N/` folder (`scripts/merge_runs.py`); and the probe each kept record names is the one melbench runs
 now for that record's `layer_choice`, so a run with the same tasks file skips it."""
 
-import importlib.util
 import json
 import lzma
 from dataclasses import asdict
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from _scripts import load_script
 from benchmark.report.provenance import current_records
 from benchmark.report.write import write_report
 from benchmark.run import _probe_config, _probe_grid
@@ -49,9 +49,7 @@ def test_a_merged_folder_holds_exactly_its_sources_records(merged: Path) -> None
     steps = merged.parent.name.removeprefix("ssl_")
     sources = [p.parent for p in KEPT if p.parent.name.endswith(f"_{steps}") and p != merged]
     assert len(sources) >= 2, f"{merged.parent} merges fewer than two folders ending in _{steps}"
-    spec = importlib.util.spec_from_file_location("merge_runs", RESULTS.parent / "scripts" / "merge_runs.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("merge_runs")
     lines = [line.decode() for line in _lines(merged)]
     expected = script.merged_records(sources)
     missing, extra = len(set(expected) - set(lines)), len(set(lines) - set(expected))

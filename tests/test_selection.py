@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _scripts import load_script
 from benchmark.cli import main
 from benchmark.errors import MelbenchError
 from benchmark.metrics import accuracy
@@ -102,6 +103,17 @@ def test_a_weighted_grid_is_recorded_as_before_the_layer_choice() -> None:
     assert ProbeGrid(l2=(1.0,), lr=()).record() == {"l2": (1.0,), "lr": (), "layer_choice": "validation"}
 
 
+def _swap_test_labels(melbench_home: Path) -> None:
+    """Give every test item of the demo dataset the next class's label (train and validation untouched)."""
+    manifest = melbench_home / "data" / "demo" / "manifest.jsonl"
+    items = [json.loads(line) for line in manifest.read_text().splitlines()]
+    classes = sorted({r["labels"][0] for r in items})
+    for r in items:
+        if r["split"] == "test":
+            r["labels"] = [classes[(classes.index(r["labels"][0]) + 1) % len(classes)]]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in items))
+
+
 def _tasks_file(tmp_path: Path, grid: str) -> Path:
     path = tmp_path / "tasks.yaml"
     path.write_text(f"""defaults:
@@ -143,13 +155,7 @@ def test_every_upstream_gets_the_same_grid_and_the_test_split_plays_no_part(tmp_
     learned = [r for r in records if r["upstream"] != "mel"]
     assert all(r["probe_choice"]["layer"] in {p["layer"] for p in r["probe_valid_curve"]} for r in learned)
     # Swap the test split's labels: the same validation curves and choices, other test scores.
-    manifest = melbench_home / "data" / "demo" / "manifest.jsonl"
-    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-    classes = sorted({r["labels"][0] for r in rows})
-    for r in rows:
-        if r["split"] == "test":
-            r["labels"] = [classes[(classes.index(r["labels"][0]) + 1) % len(classes)]]
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _swap_test_labels(melbench_home)
     assert main([*run, "--out", str(tmp_path / "b")]) == 0
     poisoned = read_runs(tmp_path / "b" / "runs.jsonl")
     key = lambda r: (r["upstream"], r["seed"])  # noqa: E731
@@ -163,12 +169,7 @@ def test_probe_layers_script_scores_every_reading_on_validation_only(tmp_path: P
     """`scripts/probe_layers.py`, the measurement behind `layer_choice`: every reading of a
     two-layer upstream is probed on the same subsets, the table has one row per (task, fraction,
     learned upstream), and the test split's labels play no part."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_layers.py"
-    spec = importlib.util.spec_from_file_location("probe_layers", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("probe_layers")
     upstreams, out = ["mel", "upstreams._template"], tmp_path / "layers"
     script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, out)
     lines = [json.loads(line) for line in (out / "layers.jsonl").read_text().splitlines()]
@@ -180,13 +181,7 @@ def test_probe_layers_script_scores_every_reading_on_validation_only(tmp_path: P
     rows = script.table(upstreams, out)
     assert len(rows) == 3 and rows[2].startswith("| demo | 25% | upstreams._template | 2 |")
     # Swap the test split's labels: every validation score stays the same.
-    manifest = melbench_home / "data" / "demo" / "manifest.jsonl"
-    items = [json.loads(line) for line in manifest.read_text().splitlines()]
-    classes = sorted({r["labels"][0] for r in items})
-    for r in items:
-        if r["split"] == "test":
-            r["labels"] = [classes[(classes.index(r["labels"][0]) + 1) % len(classes)]]
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in items))
+    _swap_test_labels(melbench_home)
     script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, tmp_path / "poisoned")
     poisoned = [json.loads(line) for line in (tmp_path / "poisoned" / "layers.jsonl").read_text().splitlines()]
     assert [(r["key"], r["valid_score"]) for r in poisoned] == [(r["key"], r["valid_score"]) for r in lines]
