@@ -72,3 +72,16 @@ def test_the_harness_imports_no_upstream_helper() -> None:
         if name.startswith(("benchmark", "downstreams")):
             helpers = {i for i in _imports(path, modules) if re.match(r"upstreams\._", i)}
             assert not helpers, f"{name} imports {helpers}: read upstream modules through the contract"
+
+
+def test_relative_links_in_the_docs_resolve() -> None:
+    # the README points to docs/ and results/ for its figures; a moved page must not leave a dead link
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), REPO / "results" / "README.md"]
+    dead = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor in the same page
+            if not (page.parent / target.split("#", 1)[0]).exists():
+                dead.append(f"{page.relative_to(REPO)}: {target}")
+    assert not dead, f"expected every relative link to resolve, got dead links: {dead}"
