@@ -54,7 +54,11 @@ class ProbeGrid:
     def record(self) -> dict[str, Any]:
         """The grid as runs.jsonl records it. The weighted sum was the only probe before the
         layer became a choice, so it is recorded as it was then (no `layer_choice` key), and a
-        run with `layer_choice: weighted` finds those records current."""
+        run with `layer_choice: weighted` finds those records current.
+
+        Returns:
+            The grid's fields as a dict, without `layer_choice` when it is "weighted".
+        """
         fields = asdict(self)
         if self.layer_choice == "weighted":
             del fields["layer_choice"]

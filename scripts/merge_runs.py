@@ -40,6 +40,7 @@ def merged_records(sources: list[Path]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write OUT/runs.jsonl from the SOURCE folders (command line: see the module docstring)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 3:
         sys.exit("usage: merge_runs.py OUT SOURCE SOURCE [SOURCE ...]")

@@ -23,7 +23,8 @@ minus the first upstream's (Mel: one layer, so every reading is the same probe),
 seeds where every reading is done, with the layer whose own path scored best in each seed (the
 "layer chosen" of `layer_choice: validation`) and the time of the single-layer paths over the
 weighted probe's (the table of docs/probes.md). The test split is never loaded into a probe or scored. Resumable:
-every (upstream, task, fraction, seed, reading) is one line of OUT/layers.jsonl.
+every (upstream, task, fraction, seed, reading) is one line of OUT/layers.jsonl, reused only for
+the same inputs (checkpoint, dataset, labelled subset, probe settings).
 """
 
 import argparse
@@ -41,8 +42,8 @@ from benchmark.fingerprints import dataset_fingerprint
 from benchmark.pretraining.checkpoints import run_plan
 from benchmark.registry import load_upstream
 from benchmark.run import RunConfig, TaskRunner, _probe_config, _probe_grid, _valid_score, prepare_upstream, resolve_dataset
-from benchmark.runs import RunLog
-from benchmark.tasks import load_tasks
+from benchmark.runs import RunLog, run_id
+from benchmark.tasks import TaskSpec, load_tasks
 from benchmark.variants import FULL, Variant
 from downstreams.selection import select_probe
 
@@ -72,12 +73,28 @@ def view(x: np.ndarray, reading: str, train_x: np.ndarray) -> np.ndarray:
     return x[:, k : k + 1]  # (B, 1, D): a one-layer weighted sum is that layer
 
 
-def probe_all(upstreams: list[str], tasks: dict, fractions: list[float], seeds: int, steps: int | None,
-              out: Path) -> None:
-    """Append one validation-only result per (upstream, task, fraction, seed, reading) to `out`."""
+def probe_all(upstreams: list[str], tasks: dict[str, TaskSpec], fractions: list[float], seeds: int,
+              steps: int | None, out: Path) -> set[str]:
+    """Append one validation-only result per (upstream, task, fraction, seed, reading) to
+    OUT/layers.jsonl, skipping those already there for the same inputs.
+
+    Args:
+        upstreams: upstream names, the reference first.
+        tasks: task specs by name.
+        fractions: label fractions.
+        seeds: seeds per fraction.
+        steps: the checkpoint of `melbench run --pretrain-steps`; None for the default one.
+        out: the output folder.
+
+    Returns:
+        The inputs of this call's probes (the `run_id` `melbench run` gives the same labelled
+        subset, checkpoint, dataset and probe settings): a line is reused only for the same inputs,
+        and `table` reads only these.
+    """
     out.mkdir(parents=True, exist_ok=True)
     path = out / "layers.jsonl"
-    done = {tuple(r["key"]) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
+    done = {(r["inputs"], r["key"][4]) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
+    current: set[str] = set()
     cfg = RunConfig(upstreams=tuple(upstreams), tasks=tasks, out_dir=out, layer_sweep=False, progress=False,
                     validation_only=True)
     plan = run_plan(False).with_steps(steps)
@@ -94,7 +111,9 @@ def probe_all(upstreams: list[str], tasks: dict, fractions: list[float], seeds: 
                                     dataset_fingerprint(dataset), num_layers)
                 for fraction in fractions:
                     for seed in range(seeds):
-                        todo = [r for r in readings(num_layers) if (upstream, task, fraction, seed, r) not in done]
+                        inputs = run_id(runner.ident(fraction, seed, None))
+                        current.add(inputs)
+                        todo = [r for r in readings(num_layers) if (inputs, r) not in done]
                         if not todo:
                             continue
                         runner.load()
@@ -109,21 +128,35 @@ def probe_all(upstreams: list[str], tasks: dict, fractions: list[float], seeds: 
                             )
                             weights = chosen.probe.model.layer_weights()
                             sink.write(json.dumps({
-                                "key": [upstream, task, fraction, seed, reading], "valid_score": chosen.score,
+                                "key": [upstream, task, fraction, seed, reading], "inputs": inputs,
+                                "layers": num_layers, "valid_score": chosen.score,
+                                "valid_loss": round(chosen.probe.best_valid_loss, 6),
                                 "l2": chosen.config.l2, "at_edge": chosen.at_edge,
                                 "layer_weights": None if weights is None else [round(float(w), 4) for w in weights],
-                                "probe_s": round(time.perf_counter() - start, 2),
+                                "probe_s": round(time.perf_counter() - start, 4),
                             }) + "\n")
                             sink.flush()
                             print(f"  {upstream} {task} {fraction:g} seed {seed} {reading}: "
                                   f"{chosen.score:.3f}", flush=True)
+    return current
 
 
-def table(upstreams: list[str], out: Path) -> list[str]:
+def table(upstreams: list[str], out: Path, current: set[str]) -> list[str]:
     """Markdown rows: per (task, fraction, upstream), each reading's validation score minus the
-    first upstream's (mean over seeds), the layer whose own path scored best in each seed, and the
-    probe time of the single-layer paths over the weighted probe's."""
-    recs = [json.loads(line) for line in (out / "layers.jsonl").read_text().splitlines()]
+    first upstream's (mean over seeds), the layer chosen in each seed (its own path's best score,
+    ties to the lower validation loss, then the lower layer, as `select_probe` ranks), and the
+    probe time of the single-layer paths over the weighted probe's.
+
+    Args:
+        upstreams: upstream names, the reference first.
+        out: the folder `probe_all` wrote.
+        current: the inputs `probe_all` returned; lines of other inputs are left out.
+
+    Returns:
+        The table's lines, header first.
+    """
+    lines = [json.loads(line) for line in (out / "layers.jsonl").read_text().splitlines()]
+    recs = [r for r in lines if r["inputs"] in current]
     by_seed: dict[tuple, dict[str, dict]] = {}
     for r in recs:
         upstream, task, fraction, seed, reading = r["key"]
@@ -131,21 +164,23 @@ def table(upstreams: list[str], out: Path) -> list[str]:
     rows = [f"| task | labels | upstream | seeds | {upstreams[0]} | weighted | layer chosen (layers) | concat | mean | "
             "time: layers / weighted |", "|---|---|---|---|---|---|---|---|---|---|"]
     order = {name: i for i, name in enumerate(upstreams)}
-    cells = sorted({k[:3] for k in by_seed if k[2] != upstreams[0]}, key=lambda c: (c[0], c[1], order.get(c[2], 99)))
+    cells = sorted({k[:3] for k in by_seed if k[2] != upstreams[0]}, key=lambda c: (c[0], c[1], order[c[2]]))
     for task, fraction, upstream in cells:
         diffs: dict[str, list[float]] = {}
         chosen, ratios, refs = [], [], []
         for (t, f, u, seed), got in sorted(by_seed.items()):
             ref = by_seed.get((t, f, upstreams[0], seed), {}).get("weighted")
-            layers = sorted(k for k in got if k.startswith("layer "))
-            if (t, f, u) != (task, fraction, upstream) or ref is None or not layers or len(got) < len(layers) + 3:
+            if (t, f, u) != (task, fraction, upstream) or ref is None:
+                continue
+            if not set(readings(next(iter(got.values()))["layers"])) <= set(got):
                 continue  # a seed not finished for every reading
-            best = max(layers, key=lambda k: (got[k]["valid_score"], -int(k.split()[1])))  # ties: the lower layer
+            layers = [k for k in got if k.startswith("layer ")]
+            best = max(layers, key=lambda k: (got[k]["valid_score"], -got[k]["valid_loss"], -int(k.split()[1])))
             for name, score in (("weighted", got["weighted"]["valid_score"]), ("chosen", got[best]["valid_score"]),
                                 ("concat", got["concat"]["valid_score"]), ("mean", got["mean"]["valid_score"])):
                 diffs.setdefault(name, []).append(score - ref["valid_score"])
             chosen.append(best.split()[1])
-            ratios.append(sum(got[k]["probe_s"] for k in layers) / got["weighted"]["probe_s"])
+            ratios.append(sum(got[k]["probe_s"] for k in layers) / max(got["weighted"]["probe_s"], 1e-4))
             refs.append(ref["valid_score"])
         if not chosen:
             continue
@@ -156,6 +191,7 @@ def table(upstreams: list[str], out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Probe every reading, then print the table (command line: see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--upstreams", default="mel,tera", help="the first is the reference")
     parser.add_argument("--tasks", default="pitch,instrument")
@@ -169,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         sys.exit(f"probe_layers: unknown task {unknown[0]!r}; known: {', '.join(every)}")
     upstreams, out = _csv(args.upstreams), Path(args.out)
-    probe_all(upstreams, {t: every[t] for t in _csv(args.tasks)}, [float(f) for f in _csv(args.fractions)],
-              args.seeds, args.pretrain_steps, out)
-    print("\n".join(table(upstreams, out)))
+    current = probe_all(upstreams, {t: every[t] for t in _csv(args.tasks)}, [float(f) for f in _csv(args.fractions)],
+                        args.seeds, args.pretrain_steps, out)
+    print("\n".join(table(upstreams, out, current)))
     return 0
 
 

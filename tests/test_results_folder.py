@@ -55,6 +55,11 @@ def test_a_merged_folder_holds_exactly_its_sources_records(merged: Path) -> None
     missing, extra = len(set(expected) - set(lines)), len(set(lines) - set(expected))
     assert not (missing or extra) and len(lines) == len(expected), \
         f"{merged}: {missing} source records missing, {extra} from no source; run scripts/merge_runs.py"
+    # independently of the script: every probe run a source's report uses is there exactly once
+    ids = [json.loads(line)["run_id"] for line in lines]
+    used = {r["run_id"] for source in sources
+            for r in current_records([json.loads(line) for line in _lines(source / "runs.jsonl.xz")])[0]}
+    assert len(ids) == len(set(ids)) and set(ids) == used, f"{merged}: not the sources' current records, once each"
 
 
 @pytest.mark.parametrize("kept", KEPT, ids=[str(p.parent.relative_to(RESULTS.parent)) for p in KEPT])

@@ -12,6 +12,7 @@ from _scripts import load_script
 from benchmark.cli import main
 from benchmark.errors import MelbenchError
 from benchmark.metrics import accuracy
+from benchmark.registry import load_upstream
 from benchmark.runs import read_runs
 from benchmark.tasks import load_tasks
 from downstreams.probes import ProbeConfig
@@ -95,6 +96,11 @@ def test_a_one_layer_upstream_gets_the_same_probe_either_way() -> None:
     weighted = select_probe(one[0], yt, one[1], yv, 4, False, ProbeConfig(), replace(GRID, layer_choice="weighted"),
                             score, seed=0)
     assert chosen.curve == weighted.curve and np.array_equal(chosen.probe.predict(one[2]), weighted.probe.predict(one[2]))
+    # and the same probe as one told to read that layer (the path differs in rounding only: its
+    # L-BFGS steps over one parameter fewer)
+    told = select_probe(one[0], yt, one[1], yv, 4, False, ProbeConfig(layer=0), GRID, score, seed=0)
+    assert told.config.l2 == chosen.config.l2 and told.score == pytest.approx(chosen.score, abs=0.005)
+    assert (told.probe.predict(one[2]).argmax(1) == chosen.probe.predict(one[2]).argmax(1)).mean() >= 0.98
 
 
 def test_a_weighted_grid_is_recorded_as_before_the_layer_choice() -> None:
@@ -171,15 +177,22 @@ def test_probe_layers_script_scores_every_reading_on_validation_only(tmp_path: P
     learned upstream), and the test split's labels play no part."""
     script = load_script("probe_layers")
     upstreams, out = ["mel", "upstreams._template"], tmp_path / "layers"
-    script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, out)
+    current = script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, out)
     lines = [json.loads(line) for line in (out / "layers.jsonl").read_text().splitlines()]
     readings = {tuple(r["key"][:4]): set() for r in lines}
     for r in lines:
         readings[tuple(r["key"][:4])].add(r["key"][4])
-    assert readings[("upstreams._template", "demo", 0.25, 1)] == {"weighted", "layer 0", "layer 1", "concat", "mean"}
-    assert readings[("mel", "demo", 0.25, 0)] == {"weighted"}
-    rows = script.table(upstreams, out)
+    layers = {u: int(getattr(load_upstream(u), "num_layers", 1)) for u in upstreams}
+    assert layers == {"mel": 1, "upstreams._template": 2}  # the reference has one reading, the other several
+    for upstream in upstreams:
+        assert all(readings[(upstream, "demo", 0.25, seed)] == set(script.readings(layers[upstream])) for seed in (0, 1))
+    rows = script.table(upstreams, out, current)
     assert len(rows) == 3 and rows[2].startswith("| demo | 25% | upstreams._template | 2 |")
+    # Other probe settings are other inputs: nothing is reused, and the table reads only the new lines.
+    changed = script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "    l2_grid: [1e-3, 0.1]\n")), [0.25], 2,
+                               None, out)
+    assert not changed & current and len(out.joinpath("layers.jsonl").read_text().splitlines()) == 2 * len(lines)
+    assert script.table(upstreams, out, changed)[2] != rows[2]
     # Swap the test split's labels: every validation score stays the same.
     _swap_test_labels(melbench_home)
     script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, tmp_path / "poisoned")

@@ -52,7 +52,8 @@ def is_baseline(label: str) -> bool:
 
 
 def collect(records: list[dict[str, Any]]) -> Table:
-    """Weighted-layer records by (task, upstream label, fraction) then seed; the latest wins."""
+    """The main probe runs (not the per-layer sweep: `layer` None, whatever the task's
+    `layer_choice`) by (task, upstream label, fraction) then seed; the latest wins."""
     table: Table = defaultdict(dict)
     for r in records:
         if r.get("layer") is None:
