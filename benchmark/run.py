@@ -242,6 +242,17 @@ class TaskRunner:
         return {**self.identity, "fraction": fraction, "seed": seed, "layer": layer,
                 "probe": asdict(_probe_config(self.spec, layer)), "probe_grid": _probe_grid(self.spec).record()}
 
+    def training_rows(self, fraction: float, seed: int) -> tuple[list, Rows]:
+        """The labelled subset of `fraction` and `seed` (the same for every upstream) and its
+        probe rows (capped at the task's `max_train_rows` by a sample of that seed).
+
+        Returns:
+            (the subset's items, their rows).
+        """
+        self.load()
+        subset = low_data_subset(self.train_items, fraction, seed)
+        return subset, build_rows(self.dataset, subset, self.feats, self.frame_rate, self.spec.max_train_rows, seed)
+
     def pending(self) -> list[tuple[float, int, int | None]]:
         """The jobs not yet in runs.jsonl."""
         return [job for job in self.jobs() if run_id(self.ident(*job)) not in self.log.done]
@@ -253,9 +264,7 @@ class TaskRunner:
         rid = run_id(ident)
         if rid in self.log.done:
             return False
-        self.load()
-        subset = low_data_subset(self.train_items, fraction, seed)
-        train = build_rows(self.dataset, subset, self.feats, self.frame_rate, self.spec.max_train_rows, seed)
+        subset, train = self.training_rows(fraction, seed)
         start = time.perf_counter()
         chosen = select_probe(
             train.x, train.y, self.valid.x, self.valid.y, len(self.dataset.classes),

@@ -36,8 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data.probe_rows import build_rows
-from benchmark.data.subsets import low_data_subset
 from benchmark.fingerprints import dataset_fingerprint
 from benchmark.pretraining.checkpoints import run_plan
 from benchmark.registry import load_upstream
@@ -116,9 +114,7 @@ def probe_all(upstreams: list[str], tasks: dict[str, TaskSpec], fractions: list[
                         todo = [r for r in readings(num_layers) if (inputs, r) not in done]
                         if not todo:
                             continue
-                        runner.load()
-                        subset = low_data_subset(runner.train_items, fraction, seed)
-                        train = build_rows(dataset, subset, runner.feats, runner.frame_rate, spec.max_train_rows, seed)
+                        _, train = runner.training_rows(fraction, seed)
                         for reading in todo:
                             start = time.perf_counter()
                             chosen = select_probe(
