@@ -65,7 +65,15 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 1 if report.skipped and not report.items else 0
 
 
-def _csv(value: str) -> tuple[str, ...]:
+def comma_list(value: str) -> tuple[str, ...]:
+    """The non-empty, stripped items of a comma-separated option value (`--tasks pitch, key`).
+
+    Args:
+        value: the option's text.
+
+    Returns:
+        Its items in order.
+    """
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
@@ -76,21 +84,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     tasks = load_tasks(args.tasks_file)
     if args.tasks:
-        unknown = [t for t in _csv(args.tasks) if t not in tasks]
+        unknown = [t for t in comma_list(args.tasks) if t not in tasks]
         if unknown:
             raise MelbenchError(f"unknown task {unknown[0]!r}; known: {', '.join(tasks)}")
-        tasks = {t: tasks[t] for t in _csv(args.tasks)}
+        tasks = {t: tasks[t] for t in comma_list(args.tasks)}
     fractions = None
     if args.fractions:
         try:
-            fractions = tuple(float(f) for f in _csv(args.fractions))
+            fractions = tuple(float(f) for f in comma_list(args.fractions))
         except ValueError:
             raise MelbenchError(f"--fractions {args.fractions!r}: expected numbers like 0.01,0.1,1") from None
         if not all(0 < f <= 1 for f in fractions):
             raise MelbenchError(f"--fractions {args.fractions!r}: each must be in (0, 1]")
     if args.seeds is not None and args.seeds < 1:
         raise MelbenchError(f"--seeds {args.seeds}: must be >= 1")
-    upstreams = _csv(args.upstreams) if args.upstreams else tuple(default_upstreams())
+    upstreams = comma_list(args.upstreams) if args.upstreams else tuple(default_upstreams())
     # The baseline runs first: every comparison in the report needs it, even in a partial run.
     upstreams = tuple(sorted(upstreams, key=lambda u: u != BASELINE))
     overrides = {}
@@ -182,7 +190,7 @@ def _snapshot_steps(value: str | None) -> tuple[int, ...]:
     if not value:
         return ()
     try:
-        steps = tuple(sorted({int(v) for v in _csv(value)}))
+        steps = tuple(sorted({int(v) for v in comma_list(value)}))
     except ValueError:
         raise MelbenchError(f"--snapshots {value!r}: expected step numbers like 0,100,200") from None
     if steps[0] < 0:

@@ -150,12 +150,15 @@ def mean_loss(model: Probe, x: np.ndarray, y: np.ndarray, multilabel: bool, batc
     return total / max(1, len(x))
 
 
+STD_FLOOR = 1e-5  # added to every standard deviation: a constant feature divides by this, not 0
+
+
 class Standardised:
     """Training and validation rows standardised with the training subset's statistics."""
 
     def __init__(self, x_train: np.ndarray, x_valid: np.ndarray):
         self.mean = x_train.mean(0, dtype=np.float64).astype(np.float32)  # (L, D), training subset only
-        self.std = x_train.std(0, dtype=np.float64).astype(np.float32) + 1e-5
+        self.std = x_train.std(0, dtype=np.float64).astype(np.float32) + STD_FLOOR
         self.train = ((x_train - self.mean) / self.std).astype(np.float32)
         self.valid = ((x_valid - self.mean) / self.std).astype(np.float32)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.commands import comma_list
 from benchmark.fingerprints import dataset_fingerprint
 from benchmark.pretraining.checkpoints import run_plan
 from benchmark.registry import load_upstream
@@ -29,15 +30,11 @@ from benchmark.tasks import load_tasks
 from benchmark.variants import FULL, Variant
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def probe_all(upstreams: list[str], tasks: dict, fractions: tuple[float, ...], seeds: int, scale: int,
+def probe_all(upstreams: tuple[str, ...], tasks: dict, fractions: tuple[float, ...], seeds: int, scale: int,
               out_dir: Path) -> None:
     """Validation-only probe runs of every (upstream, task) at `scale` x each task's `lbfgs_iters`."""
     scaled = {name: replace(spec, lbfgs_iters=spec.lbfgs_iters * scale) for name, spec in tasks.items()}
-    cfg = RunConfig(upstreams=tuple(upstreams), tasks=scaled, out_dir=out_dir, fractions=fractions, seeds=seeds,
+    cfg = RunConfig(upstreams=upstreams, tasks=scaled, out_dir=out_dir, fractions=fractions, seeds=seeds,
                     layer_sweep=False, progress=False, validation_only=True)
     datasets = {t: resolve_dataset(s.dataset, False) for t, s in scaled.items()}
     with RunLog(out_dir) as log:
@@ -52,7 +49,7 @@ def probe_all(upstreams: list[str], tasks: dict, fractions: tuple[float, ...], s
                     print(f"  x{scale} {upstream} {task} fraction={job[0]} seed={job[1]} done", flush=True)
 
 
-def table(upstreams: list[str], tasks: dict, scales: list[int], out: Path) -> list[str]:
+def table(upstreams: tuple[str, ...], tasks: dict, scales: list[int], out: Path) -> list[str]:
     """Markdown rows: validation score, difference from the first upstream, share at the cap, seconds."""
     rows = ["| task | labels | upstream | scale | L-BFGS iterations | valid score | minus " + upstreams[0]
             + " | grid points at the cap | probe s |", "|---|---|---|---|---|---|---|---|---|"]
@@ -91,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     every = load_tasks()
-    unknown = [t for t in _csv(args.tasks) if t not in every]
+    unknown = [t for t in comma_list(args.tasks) if t not in every]
     if unknown:
         sys.exit(f"probe_iterations: unknown task {unknown[0]!r}; known: {', '.join(every)}")
-    tasks = {t: every[t] for t in _csv(args.tasks)}
-    upstreams, scales = _csv(args.upstreams), [int(s) for s in _csv(args.scales)]
-    fractions = tuple(float(f) for f in _csv(args.fractions))
+    tasks = {t: every[t] for t in comma_list(args.tasks)}
+    upstreams, scales = comma_list(args.upstreams), [int(s) for s in comma_list(args.scales)]
+    fractions = tuple(float(f) for f in comma_list(args.fractions))
     out = Path(args.out)
     for scale in scales:
         probe_all(upstreams, tasks, fractions, args.seeds, scale, out / f"x{scale}")

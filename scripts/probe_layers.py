@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.commands import comma_list
 from benchmark.fingerprints import dataset_fingerprint
 from benchmark.pretraining.checkpoints import run_plan
 from benchmark.registry import load_upstream
@@ -43,11 +44,8 @@ from benchmark.run import RunConfig, TaskRunner, _probe_config, _probe_grid, _va
 from benchmark.runs import RunLog, run_id
 from benchmark.tasks import TaskSpec, load_tasks
 from benchmark.variants import FULL, Variant
+from downstreams.probes import STD_FLOOR
 from downstreams.selection import select_probe
-
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def readings(num_layers: int) -> list[str]:
@@ -65,13 +63,13 @@ def view(x: np.ndarray, reading: str, train_x: np.ndarray) -> np.ndarray:
     if reading == "concat":
         return x.reshape(len(x), 1, -1)  # (B, L, D) -> (B, 1, L * D)
     if reading == "mean":
-        mean, std = train_x.mean(0), train_x.std(0) + 1e-6  # (L, D)
+        mean, std = train_x.mean(0), train_x.std(0) + STD_FLOOR  # (L, D), as the probe's own standardisation
         return ((x - mean) / std).mean(1, keepdims=True, dtype=np.float32)  # (B, L, D) -> (B, 1, D)
     k = int(reading.removeprefix("layer "))
     return x[:, k : k + 1]  # (B, 1, D): a one-layer weighted sum is that layer
 
 
-def probe_all(upstreams: list[str], tasks: dict[str, TaskSpec], fractions: list[float], seeds: int,
+def probe_all(upstreams: tuple[str, ...], tasks: dict[str, TaskSpec], fractions: list[float], seeds: int,
               steps: int | None, out: Path) -> set[str]:
     """Append one validation-only result per (upstream, task, fraction, seed, reading) to
     OUT/layers.jsonl, skipping those already there for the same inputs.
@@ -93,7 +91,7 @@ def probe_all(upstreams: list[str], tasks: dict[str, TaskSpec], fractions: list[
     path = out / "layers.jsonl"
     done = {(r["inputs"], r["key"][4]) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
     current: set[str] = set()
-    cfg = RunConfig(upstreams=tuple(upstreams), tasks=tasks, out_dir=out, layer_sweep=False, progress=False,
+    cfg = RunConfig(upstreams=upstreams, tasks=tasks, out_dir=out, layer_sweep=False, progress=False,
                     validation_only=True)
     plan = run_plan(False).with_steps(steps)
     with RunLog(out) as log, path.open("a") as sink:
@@ -137,7 +135,7 @@ def probe_all(upstreams: list[str], tasks: dict[str, TaskSpec], fractions: list[
     return current
 
 
-def table(upstreams: list[str], out: Path, current: set[str]) -> list[str]:
+def table(upstreams: tuple[str, ...], out: Path, current: set[str]) -> list[str]:
     """Markdown rows: per (task, fraction, upstream), each reading's validation score minus the
     first upstream's (mean over seeds), the layer chosen in each seed (its own path's best score,
     ties to the lower validation loss, then the lower layer, as `select_probe` ranks), and the
@@ -197,11 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     every = load_tasks()
-    unknown = [t for t in _csv(args.tasks) if t not in every]
+    unknown = [t for t in comma_list(args.tasks) if t not in every]
     if unknown:
         sys.exit(f"probe_layers: unknown task {unknown[0]!r}; known: {', '.join(every)}")
-    upstreams, out = _csv(args.upstreams), Path(args.out)
-    current = probe_all(upstreams, {t: every[t] for t in _csv(args.tasks)}, [float(f) for f in _csv(args.fractions)],
+    upstreams, out = comma_list(args.upstreams), Path(args.out)
+    current = probe_all(upstreams, {t: every[t] for t in comma_list(args.tasks)}, [float(f) for f in comma_list(args.fractions)],
                         args.seeds, args.pretrain_steps, out)
     print("\n".join(table(upstreams, out, current)))
     return 0

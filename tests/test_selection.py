@@ -176,7 +176,7 @@ def test_probe_layers_script_scores_every_reading_on_validation_only(tmp_path: P
     two-layer upstream is probed on the same subsets, the table has one row per (task, fraction,
     learned upstream), and the test split's labels play no part."""
     script = load_script("probe_layers")
-    upstreams, out = ["mel", "upstreams._template"], tmp_path / "layers"
+    upstreams, out = ("mel", "upstreams._template"), tmp_path / "layers"
     current = script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, out)
     lines = [json.loads(line) for line in (out / "layers.jsonl").read_text().splitlines()]
     readings = {tuple(r["key"][:4]): set() for r in lines}
@@ -198,3 +198,23 @@ def test_probe_layers_script_scores_every_reading_on_validation_only(tmp_path: P
     script.probe_all(upstreams, load_tasks(_tasks_file(tmp_path, "")), [0.25], 2, None, tmp_path / "poisoned")
     poisoned = [json.loads(line) for line in (tmp_path / "poisoned" / "layers.jsonl").read_text().splitlines()]
     assert [(r["key"], r["valid_score"]) for r in poisoned] == [(r["key"], r["valid_score"]) for r in lines]
+
+
+def test_probe_iterations_script_scales_the_cap_and_scores_validation_only(tmp_path: Path,
+                                                                         melbench_home: Path) -> None:
+    """`scripts/probe_iterations.py`, the measurement behind the L-BFGS caps of tasks.yaml: each
+    scale probes with that multiple of the task's cap, records no test score, and the table has
+    one row per (upstream, scale)."""
+    script = load_script("probe_iterations")
+    upstreams, tasks = ("mel", "upstreams._template"), load_tasks(_tasks_file(tmp_path, "    lbfgs_iters: 3\n"))
+    for scale in (1, 4):
+        script.probe_all(upstreams, tasks, (0.25,), 2, scale, tmp_path / f"x{scale}")
+    for scale in (1, 4):
+        records = read_runs(tmp_path / f"x{scale}" / "runs.jsonl")
+        assert len(records) == 4 and all(r["validation_only"] and r["metrics"] == {} for r in records)
+        assert {r["probe"]["lbfgs_iters"] for r in records} == {3 * scale}
+        assert max(p["epochs"] for r in records for p in r["probe_valid_curve"]) <= 3 * scale
+    rows = script.table(upstreams, tasks, [1, 4], tmp_path)
+    assert [row.split(" | ")[2:5] for row in rows[2:]] == [
+        [u, f"x{s}", str(3 * s)] for u in upstreams for s in (1, 4)]
+    assert all(row.split(" | ")[6] == "+0.000" for row in rows[2:4])  # the reference minus itself
