@@ -80,14 +80,11 @@ def comma_list(value: str) -> tuple[str, ...]:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.registry import BASELINE, default_upstreams
     from benchmark.run import RunConfig, run_all
-    from benchmark.tasks import load_report_spec, load_tasks
+    from benchmark.tasks import load_report_spec, load_tasks, select_tasks
 
     tasks = load_tasks(args.tasks_file)
     if args.tasks:
-        unknown = [t for t in comma_list(args.tasks) if t not in tasks]
-        if unknown:
-            raise MelbenchError(f"unknown task {unknown[0]!r}; known: {', '.join(tasks)}")
-        tasks = {t: tasks[t] for t in comma_list(args.tasks)}
+        tasks = select_tasks(tasks, comma_list(args.tasks))
     fractions = None
     if args.fractions:
         try:

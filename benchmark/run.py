@@ -13,7 +13,7 @@ options the run should use; without it an upstream is loaded with the given opti
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +37,7 @@ from benchmark.tasks import ReportSpec, TaskSpec
 from benchmark.shared_controls import copy_runs, features_sha256
 from benchmark.variants import CONTROL, CURVE, FULL, Variant, variants
 from downstreams.probes import ProbeConfig
-from downstreams.selection import ProbeGrid, select_probe
+from downstreams.selection import ProbeGrid, Selection, select_probe
 
 
 @dataclass(frozen=True)
@@ -253,6 +253,29 @@ class TaskRunner:
         subset = low_data_subset(self.train_items, fraction, seed)
         return subset, build_rows(self.dataset, subset, self.feats, self.frame_rate, self.spec.max_train_rows, seed)
 
+    def select(self, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, seed: int,
+               layer: int | None = None, layer_choice: str | None = None) -> Selection:
+        """The task's probe fitted at every grid point, chosen on the validation rows' labels.
+
+        Args:
+            x_train: `(rows, layers, dim)` training features (`training_rows`, or a view of them).
+            y_train: their labels.
+            x_valid: the validation rows' features, the same view (`self.valid.x` or one of it).
+            seed: the probe's seed.
+            layer: the one layer to read; None leaves it to the task's `layer_choice`.
+            layer_choice: how the grid chooses the layers read, instead of the task's `layer_choice`.
+
+        Returns:
+            `select_probe`'s selection.
+        """
+        grid = _probe_grid(self.spec)
+        if layer_choice is not None:
+            grid = replace(grid, layer_choice=layer_choice)
+        return select_probe(
+            x_train, y_train, x_valid, self.valid.y, len(self.dataset.classes), self.dataset.labels == "multilabel",
+            _probe_config(self.spec, layer), grid, _valid_score(self.spec, self.dataset), seed,
+        )
+
     def pending(self) -> list[tuple[float, int, int | None]]:
         """The jobs not yet in runs.jsonl."""
         return [job for job in self.jobs() if run_id(self.ident(*job)) not in self.log.done]
@@ -260,16 +283,12 @@ class TaskRunner:
     def run(self, fraction: float, seed: int, layer: int | None) -> bool:
         """Train, test and record one probe; False if it was already recorded."""
         ident = self.ident(fraction, seed, layer)
-        probe_cfg, grid = _probe_config(self.spec, layer), _probe_grid(self.spec)
         rid = run_id(ident)
         if rid in self.log.done:
             return False
         subset, train = self.training_rows(fraction, seed)
         start = time.perf_counter()
-        chosen = select_probe(
-            train.x, train.y, self.valid.x, self.valid.y, len(self.dataset.classes),
-            self.dataset.labels == "multilabel", probe_cfg, grid, _valid_score(self.spec, self.dataset), seed,
-        )
+        chosen = self.select(train.x, train.y, self.valid.x, seed, layer)
         probe = chosen.probe
         train_s = time.perf_counter() - start
         metrics, boots = {}, {}
@@ -292,7 +311,7 @@ class TaskRunner:
             "n_test_items": len(self.dataset.split("test")),
             "layer_weights": None if weights is None else [round(float(w), 4) for w in weights],
             "probe_epochs": sum(point["epochs"] for point in chosen.curve),  # passes over the rows, whole grid
-            "probe_choice": {"l2": chosen.config.l2, "lr": chosen.config.lr if probe_cfg.kind == "mlp" else None,
+            "probe_choice": {"l2": chosen.config.l2, "lr": chosen.config.lr if self.spec.probe == "mlp" else None,
                              "layer": chosen.config.layer, "at_edge": chosen.at_edge},
             "probe_valid_curve": chosen.curve,
             "probe_valid_score": chosen.score,

@@ -155,6 +155,25 @@ def load_tasks(path: str | Path = DEFAULT_TASKS_FILE) -> dict[str, TaskSpec]:
     return tasks
 
 
+def select_tasks(tasks: dict[str, TaskSpec], names: tuple[str, ...]) -> dict[str, TaskSpec]:
+    """The named tasks, in the order named (`--tasks pitch,key`).
+
+    Args:
+        tasks: every task, as `load_tasks` returns them.
+        names: the task names asked for.
+
+    Returns:
+        `{task name: TaskSpec}` of those names.
+
+    Raises:
+        MelbenchError: a name is not a task (the message lists the known ones).
+    """
+    unknown = [name for name in names if name not in tasks]
+    if unknown:
+        raise MelbenchError(f"unknown task {unknown[0]!r}; known: {', '.join(tasks)}")
+    return {name: tasks[name] for name in names}
+
+
 def load_report_spec(path: str | Path = DEFAULT_TASKS_FILE) -> ReportSpec:
     """Read a tasks file's `report` section (its defaults where the section or a key is absent).
 

@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.commands import comma_list
-from benchmark.fingerprints import dataset_fingerprint
+from benchmark.errors import MelbenchError
+from benchmark.measurements import pair_runners
 from benchmark.pretraining.checkpoints import run_plan
-from benchmark.registry import load_upstream
-from benchmark.run import RunConfig, TaskRunner, prepare_upstream, resolve_dataset
+from benchmark.run import RunConfig
 from benchmark.runs import RunLog, read_runs
-from benchmark.tasks import load_tasks
-from benchmark.variants import FULL, Variant
+from benchmark.tasks import load_tasks, select_tasks
 
 
 def probe_all(upstreams: tuple[str, ...], tasks: dict, fractions: tuple[float, ...], seeds: int, scale: int,
@@ -36,17 +35,11 @@ def probe_all(upstreams: tuple[str, ...], tasks: dict, fractions: tuple[float, .
     scaled = {name: replace(spec, lbfgs_iters=spec.lbfgs_iters * scale) for name, spec in tasks.items()}
     cfg = RunConfig(upstreams=upstreams, tasks=scaled, out_dir=out_dir, fractions=fractions, seeds=seeds,
                     layer_sweep=False, progress=False, validation_only=True)
-    datasets = {t: resolve_dataset(s.dataset, False) for t, s in scaled.items()}
     with RunLog(out_dir) as log:
-        for upstream in upstreams:
-            options = prepare_upstream(upstream, run_plan(False), progress=False)
-            num_layers = int(getattr(load_upstream(upstream, options), "num_layers", 1))
-            for task, spec in scaled.items():
-                runner = TaskRunner(cfg, log, upstream, Variant(None, options, None, FULL), task, spec,
-                                    datasets[task], dataset_fingerprint(datasets[task]), num_layers)
-                for job in runner.pending():
-                    runner.run(*job)
-                    print(f"  x{scale} {upstream} {task} fraction={job[0]} seed={job[1]} done", flush=True)
+        for runner in pair_runners(cfg, log, run_plan(False)):
+            for job in runner.pending():
+                runner.run(*job)
+                print(f"  x{scale} {runner.upstream} {runner.task} fraction={job[0]} seed={job[1]} done", flush=True)
 
 
 def table(upstreams: tuple[str, ...], tasks: dict, scales: list[int], out: Path) -> list[str]:
@@ -87,11 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="1,4", help="multiples of each task's lbfgs_iters")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    every = load_tasks()
-    unknown = [t for t in comma_list(args.tasks) if t not in every]
-    if unknown:
-        sys.exit(f"probe_iterations: unknown task {unknown[0]!r}; known: {', '.join(every)}")
-    tasks = {t: every[t] for t in comma_list(args.tasks)}
+    try:
+        tasks = select_tasks(load_tasks(), comma_list(args.tasks))
+    except MelbenchError as err:
+        sys.exit(f"probe_iterations: {err}")
     upstreams, scales = comma_list(args.upstreams), [int(s) for s in comma_list(args.scales)]
     fractions = tuple(float(f) for f in comma_list(args.fractions))
     out = Path(args.out)

@@ -31,21 +31,18 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.commands import comma_list
-from benchmark.fingerprints import dataset_fingerprint
+from benchmark.errors import MelbenchError
+from benchmark.measurements import pair_runners
 from benchmark.pretraining.checkpoints import run_plan
-from benchmark.registry import load_upstream
-from benchmark.run import RunConfig, TaskRunner, _probe_config, _probe_grid, _valid_score, prepare_upstream, resolve_dataset
+from benchmark.run import RunConfig
 from benchmark.runs import RunLog, run_id
-from benchmark.tasks import TaskSpec, load_tasks
-from benchmark.variants import FULL, Variant
+from benchmark.tasks import TaskSpec, load_tasks, select_tasks
 from downstreams.probes import STD_FLOOR
-from downstreams.selection import select_probe
 
 
 def readings(num_layers: int) -> list[str]:
@@ -93,45 +90,34 @@ def probe_all(upstreams: tuple[str, ...], tasks: dict[str, TaskSpec], fractions:
     current: set[str] = set()
     cfg = RunConfig(upstreams=upstreams, tasks=tasks, out_dir=out, layer_sweep=False, progress=False,
                     validation_only=True)
-    plan = run_plan(False).with_steps(steps)
     with RunLog(out) as log, path.open("a") as sink:
-        for upstream in upstreams:
-            options = prepare_upstream(upstream, plan, progress=False)
-            num_layers = int(getattr(load_upstream(upstream, options), "num_layers", 1))
-            for task, spec in tasks.items():
-                dataset = resolve_dataset(spec.dataset, False)
-                # each reading says which layers the probe sees: "weighted" must be the learned
-                # weighted sum whatever the task's `layer_choice`, the others have one layer
-                grid = replace(_probe_grid(spec), layer_choice="weighted")
-                runner = TaskRunner(cfg, log, upstream, Variant(None, options, None, FULL), task, spec, dataset,
-                                    dataset_fingerprint(dataset), num_layers)
-                for fraction in fractions:
-                    for seed in range(seeds):
-                        inputs = run_id(runner.ident(fraction, seed, None))
-                        current.add(inputs)
-                        todo = [r for r in readings(num_layers) if (inputs, r) not in done]
-                        if not todo:
-                            continue
-                        _, train = runner.training_rows(fraction, seed)
-                        for reading in todo:
-                            start = time.perf_counter()
-                            chosen = select_probe(
-                                view(train.x, reading, train.x), train.y, view(runner.valid.x, reading, train.x), runner.valid.y,
-                                len(dataset.classes), dataset.labels == "multilabel", _probe_config(spec, None),
-                                grid, _valid_score(spec, dataset), seed,
-                            )
-                            weights = chosen.probe.model.layer_weights()
-                            sink.write(json.dumps({
-                                "key": [upstream, task, fraction, seed, reading], "inputs": inputs,
-                                "layers": num_layers, "valid_score": chosen.score,
-                                "valid_loss": round(chosen.probe.best_valid_loss, 6),
-                                "l2": chosen.config.l2, "at_edge": chosen.at_edge,
-                                "layer_weights": None if weights is None else [round(float(w), 4) for w in weights],
-                                "probe_s": round(time.perf_counter() - start, 4),
-                            }) + "\n")
-                            sink.flush()
-                            print(f"  {upstream} {task} {fraction:g} seed {seed} {reading}: "
-                                  f"{chosen.score:.3f}", flush=True)
+        for runner in pair_runners(cfg, log, run_plan(False).with_steps(steps)):
+            for fraction in fractions:
+                for seed in range(seeds):
+                    inputs = run_id(runner.ident(fraction, seed, None))
+                    current.add(inputs)
+                    todo = [r for r in readings(runner.num_layers) if (inputs, r) not in done]
+                    if not todo:
+                        continue
+                    _, train = runner.training_rows(fraction, seed)
+                    for reading in todo:
+                        start = time.perf_counter()
+                        # each reading says which layers the probe sees: "weighted" must be the learned
+                        # weighted sum whatever the task's `layer_choice`, the others have one layer
+                        chosen = runner.select(view(train.x, reading, train.x), train.y,
+                                               view(runner.valid.x, reading, train.x), seed, layer_choice="weighted")
+                        weights = chosen.probe.model.layer_weights()
+                        sink.write(json.dumps({
+                            "key": [runner.upstream, runner.task, fraction, seed, reading], "inputs": inputs,
+                            "layers": runner.num_layers, "valid_score": chosen.score,
+                            "valid_loss": round(chosen.probe.best_valid_loss, 6),
+                            "l2": chosen.config.l2, "at_edge": chosen.at_edge,
+                            "layer_weights": None if weights is None else [round(float(w), 4) for w in weights],
+                            "probe_s": round(time.perf_counter() - start, 4),
+                        }) + "\n")
+                        sink.flush()
+                        print(f"  {runner.upstream} {runner.task} {fraction:g} seed {seed} {reading}: "
+                              f"{chosen.score:.3f}", flush=True)
     return current
 
 
@@ -194,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-steps", type=int, default=None, help="the checkpoint of this many steps")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    every = load_tasks()
-    unknown = [t for t in comma_list(args.tasks) if t not in every]
-    if unknown:
-        sys.exit(f"probe_layers: unknown task {unknown[0]!r}; known: {', '.join(every)}")
+    try:
+        tasks = select_tasks(load_tasks(), comma_list(args.tasks))
+    except MelbenchError as err:
+        sys.exit(f"probe_layers: {err}")
     upstreams, out = comma_list(args.upstreams), Path(args.out)
-    current = probe_all(upstreams, {t: every[t] for t in comma_list(args.tasks)}, [float(f) for f in comma_list(args.fractions)],
+    current = probe_all(upstreams, tasks, [float(f) for f in comma_list(args.fractions)],
                         args.seeds, args.pretrain_steps, out)
     print("\n".join(table(upstreams, out, current)))
     return 0
