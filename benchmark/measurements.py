@@ -8,27 +8,27 @@ checkpoint, probed as `melbench run` probes it, so it walks the pairs here inste
 from collections.abc import Iterator
 
 from benchmark.fingerprints import dataset_fingerprint
-from benchmark.pretraining.checkpoints import CheckpointPlan
+from benchmark.pretraining.checkpoints import run_plan
 from benchmark.registry import load_upstream
 from benchmark.run import RunConfig, TaskRunner, prepare_upstream, resolve_dataset
 from benchmark.runs import RunLog
 from benchmark.variants import FULL, Variant
 
 
-def pair_runners(cfg: RunConfig, log: RunLog, plan: CheckpointPlan) -> Iterator[TaskRunner]:
-    """Every (upstream, task) pair of `cfg`, upstream by upstream, on the upstream's checkpoint of `plan`.
+def pair_runners(cfg: RunConfig, log: RunLog) -> Iterator[TaskRunner]:
+    """Every (upstream, task) pair of `cfg`, upstream by upstream, on the checkpoint `melbench run` reads
+    with `cfg`'s `pretrain_steps` (pretrained into $MELBENCH_HOME first if it is missing).
 
     Args:
         cfg: the upstreams, tasks and probe settings (`validation_only` keeps the test split unscored).
         log: where the pairs' runs are recorded and looked up.
-        plan: the checkpoint a self-supervised upstream is read at (pretrained into
-            $MELBENCH_HOME first if it is missing).
 
     Returns:
         An iterator of the pairs' runners; an upstream is prepared when its first pair is reached.
     """
     # every dataset is read before any upstream work: a bad manifest stops at once
     datasets = {task: resolve_dataset(spec.dataset, cfg.quick) for task, spec in cfg.tasks.items()}
+    plan = run_plan(cfg.quick).with_steps(cfg.pretrain_steps)
     for upstream in cfg.upstreams:
         options = prepare_upstream(upstream, plan, progress=cfg.progress)
         num_layers = int(getattr(load_upstream(upstream, options), "num_layers", 1))

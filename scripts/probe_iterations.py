@@ -23,7 +23,6 @@ import numpy as np
 from benchmark.commands import comma_list
 from benchmark.errors import MelbenchError
 from benchmark.measurements import pair_runners
-from benchmark.pretraining.checkpoints import run_plan
 from benchmark.run import RunConfig
 from benchmark.runs import RunLog, read_runs
 from benchmark.tasks import load_tasks, select_tasks
@@ -36,7 +35,7 @@ def probe_all(upstreams: tuple[str, ...], tasks: dict, fractions: tuple[float, .
     cfg = RunConfig(upstreams=upstreams, tasks=scaled, out_dir=out_dir, fractions=fractions, seeds=seeds,
                     layer_sweep=False, progress=False, validation_only=True)
     with RunLog(out_dir) as log:
-        for runner in pair_runners(cfg, log, run_plan(False)):
+        for runner in pair_runners(cfg, log):
             for job in runner.pending():
                 runner.run(*job)
                 print(f"  x{scale} {runner.upstream} {runner.task} fraction={job[0]} seed={job[1]} done", flush=True)

@@ -38,7 +38,6 @@ import numpy as np
 from benchmark.commands import comma_list
 from benchmark.errors import MelbenchError
 from benchmark.measurements import pair_runners
-from benchmark.pretraining.checkpoints import run_plan
 from benchmark.run import RunConfig
 from benchmark.runs import RunLog, run_id
 from benchmark.tasks import TaskSpec, load_tasks, select_tasks
@@ -89,9 +88,9 @@ def probe_all(upstreams: tuple[str, ...], tasks: dict[str, TaskSpec], fractions:
     done = {(r["inputs"], r["key"][4]) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
     current: set[str] = set()
     cfg = RunConfig(upstreams=upstreams, tasks=tasks, out_dir=out, layer_sweep=False, progress=False,
-                    validation_only=True)
+                    validation_only=True, pretrain_steps=steps)
     with RunLog(out) as log, path.open("a") as sink:
-        for runner in pair_runners(cfg, log, run_plan(False).with_steps(steps)):
+        for runner in pair_runners(cfg, log):
             for fraction in fractions:
                 for seed in range(seeds):
                     inputs = run_id(runner.ident(fraction, seed, None))
