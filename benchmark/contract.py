@@ -34,7 +34,7 @@ def _spec(value: Any) -> bool:
 CONTRACT = (
     ModuleName("load", True, "a function load(**options) returning the upstream", callable, "everything"),
     ModuleName("prepare", False, "a function prepare(plan, progress, given) returning load options", callable,
-               "benchmark.run (upstreams without SPEC)"),
+               "benchmark.run_inputs (upstreams without SPEC)"),
     ModuleName("ARGUMENT", False, "the option name a NAME:VALUE name fills (a str)", lambda v: isinstance(v, str),
                "benchmark.registry"),
     ModuleName("CODE_OPTIONS", False, "option names whose values are modules (a tuple of str)", _strings,
@@ -45,7 +45,7 @@ CONTRACT = (
                lambda v: isinstance(v, dict), "tests, benchmark.perf.bench"),
     ModuleName("REQUIRES", False, "importable packages it needs (a tuple of str)", _strings, "tests"),
     ModuleName("SPEC", False, "an SSLSpec (name, config_cls, presets dict, model_cls)", _spec,
-               "benchmark.pretraining.loop, benchmark.run"),
+               "benchmark.pretraining.loop, benchmark.run_inputs"),
     ModuleName("to_s3prl", False, "a function to_s3prl(checkpoint) returning an s3prl checkpoint dict", callable,
                "melbench to-s3prl"),
     ModuleName("REFERENCE", False, "a benchmark.upstream.Reference (another library's build of an upstream)",

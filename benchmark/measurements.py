@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from benchmark.fingerprints import dataset_fingerprint
 from benchmark.pretraining.checkpoints import run_plan
 from benchmark.registry import load_upstream
-from benchmark.run import RunConfig, TaskRunner, prepare_upstream, resolve_dataset
+from benchmark.run import RunConfig, TaskRunner
+from benchmark.run_inputs import prepare_upstream, resolve_dataset
 from benchmark.runs import RunLog
 from benchmark.variants import FULL, Variant
 

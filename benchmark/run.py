@@ -4,11 +4,7 @@
 Resuming: features come from the cache and a probe run already in runs.jsonl is skipped, so a
 killed run started again redoes at most the probe that was in flight.
 
-For an upstream melbench pretrains (its module defines `SPEC`) the run uses the checkpoint of
-its `CheckpointPlan`, pretraining it first if missing, unless the user's `--set` options name
-one (`benchmark.pretraining.loop.ensure_pretrained`). Any other upstream module may define
-`prepare(plan: CheckpointPlan, progress: bool, given: dict) -> dict` returning the `load`
-options the run should use; without it an upstream is loaded with the given options only.
+The datasets and each upstream's `load` options come from `benchmark.run_inputs`.
 """
 
 import hashlib
@@ -22,16 +18,16 @@ from tqdm import tqdm
 
 from benchmark import __version__, memory
 from benchmark.cache import cache_key
-from benchmark.data.manifest import Dataset, load_dataset_dir
+from benchmark.data.manifest import Dataset
 from benchmark.data.probe_rows import Rows, build_rows
 from benchmark.data.subsets import low_data_subset, unit_of
 from benchmark.errors import MelbenchError
 from benchmark.extract import extract_files
 from benchmark.fingerprints import dataset_fingerprint
 from benchmark.metrics import METRICS, bootstrap, percentile_ci
-from benchmark.pretraining.checkpoints import CheckpointPlan, run_plan
-from benchmark.pretraining.loop import ensure_pretrained
-from benchmark.registry import available_upstreams, load_module, load_upstream
+from benchmark.pretraining.checkpoints import run_plan
+from benchmark.registry import available_upstreams, load_upstream
+from benchmark.run_inputs import build_embedded_data, prepare_upstream, resolve_dataset
 from benchmark.runs import RunLog, git_revision, now_utc, run_id
 from benchmark.tasks import ReportSpec, TaskSpec
 from benchmark.shared_controls import copy_runs, features_sha256
@@ -73,60 +69,6 @@ class RunConfig:
     pretrain_steps: int | None = None
     validation_only: bool = False
     report: ReportSpec = ReportSpec()
-
-
-def resolve_dataset(name: str, quick: bool) -> Dataset:
-    """Load a task's dataset: the built-in demo, or anything `benchmark.data.load.load_dataset`
-    resolves (embedded name, dataset folder, user manifest, `LOADER:PATH`).
-
-    Args:
-        name: dataset name or path.
-        quick: use the quick build of embedded datasets.
-
-    Returns:
-        The dataset.
-    """
-    if name == "demo":
-        from benchmark.data.demo import build_demo_dataset
-
-        return load_dataset_dir(build_demo_dataset())
-    from benchmark.data.load import load_dataset
-
-    return load_dataset(name, quick=quick)
-
-
-def build_embedded_data(cfg: "RunConfig") -> None:
-    """Build (or complete) the embedded datasets if a task names one.
-
-    The build is idempotent, so when everything is built this costs a few seconds.
-    """
-    from benchmark.data.build import build
-    from benchmark.data.common import DATASETS
-
-    if any(spec.dataset in DATASETS for spec in cfg.tasks.values()):
-        print(f"data: building the embedded corpus{' (quick)' if cfg.quick else ''} where missing", flush=True)
-        build(quick=cfg.quick)
-
-
-def prepare_upstream(name: str, plan: CheckpointPlan, progress: bool = True,
-                     given: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `load` options `melbench run` uses for an upstream (see the module docstring).
-
-    Args:
-        name: the upstream.
-        plan: the checkpoint a self-supervised upstream is pretrained to.
-        progress: show progress bars.
-        given: the options the user gave (`--set`); they are applied over what this returns,
-            and `prepare` sees them (an explicit checkpoint means no default one is pretrained).
-
-    Returns:
-        `load` options.
-    """
-    module = load_module(name)
-    if getattr(module, "SPEC", None) is not None:  # melbench pretrains it: the harness decides when
-        return ensure_pretrained(name, plan, progress, given)
-    prepare = getattr(module, "prepare", None)
-    return dict(prepare(plan=plan, progress=progress, given=dict(given or {}))) if prepare else {}
 
 
 MAX_VALID_ROWS = 20000  # validation rows a probe is selected on (a fixed sample on frame-level sets)
@@ -348,7 +290,9 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
     counts = {"done": 0, "skipped_done": 0, "failed_pairs": 0, "copied": 0}
     controls: dict[str, tuple[str, Variant, str]] = {}  # features_sha256 -> the first control with them
     started = time.perf_counter()
-    upstream_min: list[float] = []  # wall minutes of each finished upstream, for the time-left estimate
+    # wall minutes of each upstream run whole by this process, for the time-left estimate (one resumed
+    # part-way, or found finished, would make the estimate too small)
+    upstream_min: list[float] = []
 
     def stage(u_index: int, what: str) -> None:
         elapsed_min = (time.perf_counter() - started) / 60
@@ -361,13 +305,13 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
         print(f"[{elapsed_min:5.1f} min{left}] upstream {u_index}/{len(cfg.upstreams)} {what}", flush=True)
 
     with RunLog(cfg.out_dir) as log:
-        build_embedded_data(cfg)
+        build_embedded_data((spec.dataset for spec in cfg.tasks.values()), cfg.quick)
         # every dataset is read before any upstream work: a bad manifest stops the run at once
         datasets = {task: resolve_dataset(spec.dataset, cfg.quick) for task, spec in cfg.tasks.items()}
         fingerprints = {task: dataset_fingerprint(dataset) for task, dataset in datasets.items()}
         plan = run_plan(cfg.quick).with_steps(cfg.pretrain_steps)
         for u_index, upstream in enumerate(cfg.upstreams, 1):
-            upstream_start = time.perf_counter()
+            upstream_start, before = time.perf_counter(), dict(counts)
             stage(u_index, f"{upstream}: preparing (pretraining if its checkpoint is missing)")
             given = cfg.overrides.get(upstream, {})
             options = {**prepare_upstream(upstream, plan, cfg.progress, given), **given}
@@ -409,7 +353,8 @@ def run_all(cfg: RunConfig) -> dict[str, int]:
                         continue
                     for fraction, seed, layer in tqdm(pending, desc=f"probe {label} x {task}", disable=not cfg.progress):
                         counts["done" if runner.run(fraction, seed, layer) else "skipped_done"] += 1
-            upstream_min.append((time.perf_counter() - upstream_start) / 60)
+            if counts["skipped_done"] == before["skipped_done"] and counts["done"] > before["done"]:
+                upstream_min.append((time.perf_counter() - upstream_start) / 60)
         if not cfg.validation_only:
             write_report(cfg.out_dir, cfg.report)
     minutes = (time.perf_counter() - started) / 60

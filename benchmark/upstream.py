@@ -7,7 +7,7 @@ resampling audio, batching, caching, pooling). See `upstreams/_template.py`.
 Module-level names the harness reads (all but `load` optional; `benchmark.contract.CONTRACT`
 is the table `melbench check` verifies, shown in the README):
     load(**options): the upstream object.
-    prepare(plan, progress, given): `load` options for `melbench run`, for upstreams without a SPEC (`benchmark.run`).
+    prepare(plan, progress, given): `load` options for `melbench run`, for upstreams without a SPEC (`benchmark.run_inputs`).
     ARGUMENT: the option a `NAME:VALUE` name fills (`benchmark.registry`).
     CODE_OPTIONS: options naming modules whose code the features depend on (`benchmark.fingerprints`).
     FILE_OPTIONS: options naming files the features depend on, hashed into the cache key (`benchmark.cache`).
