@@ -27,9 +27,10 @@ def leaderboard(out: Path) -> list[list[str]]:
         return list(csv.reader(f))
 
 
-def test_run_writes_records_tables_and_plots_then_skips_done(tmp_path: Path) -> None:
+def test_run_writes_records_tables_and_plots_then_skips_done(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "results"
     assert main([*RUN, "--out", str(out)]) == 0
+    assert "min left] upstream 2/2" in capsys.readouterr().out  # estimated from Mel, run whole
     records = read_runs(out / "runs.jsonl")
     # demo: 2 fractions x 3 seeds per upstream, plus a probe per layer for the 2-layer template.
     assert len(records) == 2 * 6 + 2
@@ -47,6 +48,7 @@ def test_run_writes_records_tables_and_plots_then_skips_done(tmp_path: Path) -> 
     before = (out / "runs.jsonl").read_bytes()
     assert main([*RUN, "--out", str(out)]) == 0
     assert (out / "runs.jsonl").read_bytes() == before  # everything was already done
+    assert "min left" not in capsys.readouterr().out  # no estimate from upstreams found finished
 
 
 def test_kill_and_resume_gives_the_same_tables(tmp_path: Path, melbench_home: Path) -> None:
