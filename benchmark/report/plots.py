@@ -139,13 +139,14 @@ def write_curve_plots(curves: dict[str, dict[str, dict[float, list[dict[str, Any
     written = []
     for task, by_upstream in sorted(curves.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for name, by_fraction in sorted(by_upstream.items()):
+        for i, (name, by_fraction) in enumerate(sorted(by_upstream.items())):
+            color = f"C{i % 10}"  # one colour per upstream (not per line: two lines each would reuse them)
             for k, (fraction, points) in enumerate(sorted(by_fraction.items())):
                 hours = [p["hours"] for p in points]
-                line, = ax.plot(hours, [p["diff"] for p in points], "-" if k == 0 else "--", marker="o",
-                                label=f"{name}, {fraction:.0%} labels")
+                ax.plot(hours, [p["diff"] for p in points], "-" if k == 0 else "--", marker="o", color=color,
+                        label=f"{name}, {fraction:.0%} labels")
                 ax.fill_between(hours, [p["lo"] for p in points], [p["hi"] for p in points], alpha=0.15,
-                                color=line.get_color())
+                                color=color)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xlabel("hours of audio seen in pretraining (0 = untrained control)")
         ax.set_ylabel("effect over Mel (learned - Mel, headline metric)")
