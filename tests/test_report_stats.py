@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from benchmark.metrics import bootstrap, percentile_ci
-from benchmark.report.summary import benjamini_hochberg, budgets, collect, compare, identical_controls
+from benchmark.report.bootstrap import benjamini_hochberg, hierarchical_se, hierarchical_variance, variance_parts
+from benchmark.report.power import detectability
+from benchmark.report.summary import budgets, collect, compare, identical_controls
 from benchmark.report.text import interactions
 from benchmark.report.write import write_report
 from benchmark.tasks import ReportSpec
@@ -250,3 +252,68 @@ def test_the_time_split_adds_each_cost_once(tmp_path: Path) -> None:
     assert "| mel |  | 0.5 | 0.6 |  |  |" in lines
     assert not any(line.startswith("| b |") for line in lines)
     assert any("All of the above: 5.7 minutes." in line for line in lines)  # 2 + 0.5 + 2 x 1 + 72 s of probes
+
+
+def _seed_values(rng: np.random.Generator, n_seeds: int, sd_subset: float, sd_shared: float,
+                 sd_own: float, n_boot: int = 4000) -> np.ndarray:
+    """`(seeds, replicates)` values e_s + c_b + u_sb (`bootstrap.variance_parts`' model)."""
+    subset = rng.normal(0, sd_subset, (n_seeds, 1))
+    return subset + rng.normal(0, sd_shared, n_boot) + rng.normal(0, sd_own, (n_seeds, n_boot))
+
+
+def test_the_variance_parts_predict_the_bootstrap_at_other_numbers_of_seeds() -> None:
+    rng = np.random.default_rng(0)
+    parts = variance_parts(_seed_values(rng, 3, 0.0, 0.02, 0.03))
+    assert parts["shared"] == pytest.approx(0.02**2, rel=0.15)
+    assert parts["own"] == pytest.approx(0.03**2, rel=0.1)
+    assert parts["across"] == pytest.approx(0.03**2, rel=0.1)
+    for n_seeds in (1, 3, 12, 40):  # the same model measured with other numbers of seeds
+        measured = hierarchical_se(_seed_values(rng, n_seeds, 0.0, 0.02, 0.03)) ** 2
+        assert hierarchical_variance(parts, n_seeds) == pytest.approx(measured, rel=0.2)
+    assert variance_parts(rng.normal(0, 0.03, (5, 4000)))["shared"] < 0.1 * 0.02**2  # independent seeds share nothing
+    assert variance_parts(rng.normal(0, 0.03, (1, 4000)))["shared"] == 0.0  # one seed: nothing to compare
+    values = _seed_values(rng, 4, 0.02, 0.01, 0.02)  # with the subsets' own effects, at the measured seeds
+    assert hierarchical_variance(variance_parts(values), 4) == pytest.approx(hierarchical_se(values) ** 2, rel=0.15)
+
+
+def _test_noise_family(n_seeds: int, sd_shared: float, sd_own: float, seed: int = 0) -> list[dict]:
+    """Mel and `learned` on one task at 1% and 100% with the same point values; learned's replicates
+    add noise common to every seed (`sd_shared`) and noise of each seed's own (`sd_own`)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for fraction in (0.01, 1.0):
+        common = rng.normal(0, sd_shared, N_BOOT)
+        for s in range(n_seeds):
+            base = rng.normal(0, 0.01, N_BOOT)
+            records.append(record("mel", "task0", fraction, s, 0.5, base))
+            records.append(record("learned", "task0", fraction, s, 0.5, base + common + rng.normal(0, sd_own, N_BOOT)))
+    return records
+
+
+def test_the_seeds_the_report_asks_for_give_the_standard_error_it_predicts(tmp_path: Path) -> None:
+    (row,) = detectability(compare(collect(_test_noise_family(3, sd_shared=0.005, sd_own=0.02))))
+    assert row.n_seeds == 3 and row.budget.fraction == 0.01
+    needed = row.seeds_for(0.03)
+    # The model: se(S)² = 0.005² + 0.02² (2S - 1) / S², and 0.03 / 2.80 is reached from S = 9 on.
+    assert needed is not None and 7 <= needed <= 11
+    (more,) = detectability(compare(collect(_test_noise_family(needed, sd_shared=0.005, sd_own=0.02, seed=1))))
+    assert more.smallest == pytest.approx(0.03, abs=0.006)  # measured with that many seeds
+    assert row.smallest > 0.03 + 0.006  # and three seeds were not enough
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _test_noise_family(3, 0.005, 0.02)))
+    write_report(tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert f"| task0 | 1% (10 items) | 3 | 1 | {row.se:.4f} | {row.smallest:.3f} | " in report
+    assert f"| {needed} |" in report
+    assert "more seeds would find it at task0 at 1%; no number of seeds at none." in report
+
+
+def test_a_test_split_too_small_for_the_advantage_is_named(tmp_path: Path) -> None:
+    records = _test_noise_family(3, sd_shared=0.02, sd_own=0.02)  # the shared part alone: 2.80 x 0.02 = 0.056
+    (row,) = detectability(compare(collect(records)))
+    assert row.seeds_for(0.03) is None and row.floor == pytest.approx(0.056, abs=0.012)
+    assert row.seeds_for(0.1) is not None  # a larger advantage is within reach of more seeds
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert f"| none: the test split alone leaves {row.floor:.3f} |" in report
+    assert "no number of seeds at task0 at 1%." in report

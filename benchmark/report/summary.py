@@ -10,7 +10,6 @@ coarse for a correction over a hundred comparisons).
 """
 
 import json
-import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,11 +19,10 @@ from typing import Any
 import numpy as np
 
 from benchmark.registry import BASELINE
+from benchmark.report.bootstrap import (
+    benjamini_hochberg, hierarchical_ci, hierarchical_se, variance_parts, wald_p,
+)
 from benchmark.tasks import ReportSpec, TaskSpec
-
-# Fixed so that one runs.jsonl always gives the same report, byte for byte (tests/test_results_folder.py);
-# any seed gives an equally valid interval, so it is not a setting of the protocol.
-CI_SEED = 7
 
 Table = dict[tuple[str, str, float], dict[int, dict[str, Any]]]  # (task, label, fraction) -> seed -> record
 
@@ -71,73 +69,6 @@ def summarise(by_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
             "n_seeds": len(recs)}
 
 
-def hierarchical_means(boots: np.ndarray) -> np.ndarray:
-    """Seed-resampled means per bootstrap replicate.
-
-    Args:
-        boots: `(seeds, replicates)` values.
-
-    Returns:
-        `(replicates,)`: for replicate b, the mean over a resample of the seeds of their replicate-b values.
-    """
-    rng = np.random.default_rng(CI_SEED)
-    n_seeds, n_boot = boots.shape
-    pick = rng.integers(0, n_seeds, (n_boot, n_seeds))  # (B, S) seed resample per replicate
-    return np.nanmean(boots[pick, np.arange(n_boot)[:, None]], axis=1)  # (B,)
-
-
-def hierarchical_ci(boots: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of `hierarchical_means(boots)`.
-
-    Args:
-        boots: `(seeds, replicates)` metric values.
-        level: coverage.
-
-    Returns:
-        (low, high).
-    """
-    lo, hi = np.nanpercentile(hierarchical_means(boots), [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
-
-
-def wald_p(estimate: float, boots: np.ndarray) -> float:
-    """Two-sided p-value of `estimate` against zero, standard error from the hierarchical bootstrap.
-
-    Args:
-        estimate: the point difference.
-        boots: `(seeds, replicates)` paired differences.
-
-    Returns:
-        The p-value (1.0 when the standard error is 0 and the estimate is 0).
-    """
-    se = float(np.nanstd(hierarchical_means(boots)))
-    if se == 0:
-        return 1.0 if estimate == 0 else 0.0
-    return math.erfc(abs(estimate) / se / math.sqrt(2))
-
-
-def benjamini_hochberg(p_values: list[float], q: float = ReportSpec.fdr_q) -> list[bool]:
-    """Which hypotheses are rejected at false-discovery rate `q` (step-up procedure).
-
-    Args:
-        p_values: one per comparison of the family.
-        q: the false-discovery rate.
-
-    Returns:
-        One flag per p-value, in the given order.
-    """
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    cutoff = 0
-    for rank, i in enumerate(order, 1):
-        if p_values[i] <= q * rank / m:
-            cutoff = rank
-    rejected = [False] * m
-    for i in order[:cutoff]:
-        rejected[i] = True
-    return rejected
-
-
 def paired(up: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]]) -> tuple[list[int], str] | None:
     """The seeds two cells share and their headline metric, or None if they share none."""
     seeds = sorted(set(up) & set(base))
@@ -156,14 +87,18 @@ def effect(up: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]]) -> di
     """Paired difference (upstream - baseline) of the headline metric over shared seeds.
 
     Returns:
-        `diff`, `lo`, `hi` (95% CI), `p` (uncorrected), `excludes_zero`; None without shared seeds.
+        `diff`, `lo`, `hi` (95% CI), `p` (uncorrected), `excludes_zero`, and what
+        `benchmark.report.power` reads: `se` (the hierarchical bootstrap's standard error),
+        `var_parts` (`bootstrap.variance_parts`) and `n_seeds`; None without shared seeds.
     """
     shared = paired(up, base)
     if shared is None:
         return None
     diff, boots = differences(up, base, *shared)
     lo, hi = hierarchical_ci(boots)
-    return {"diff": diff, "lo": lo, "hi": hi, "p": wald_p(diff, boots), "excludes_zero": lo > 0 or hi < 0}
+    se = hierarchical_se(boots)
+    return {"diff": diff, "lo": lo, "hi": hi, "p": wald_p(diff, boots), "excludes_zero": lo > 0 or hi < 0,
+            "se": se, "var_parts": variance_parts(boots), "n_seeds": len(shared[0])}
 
 
 def interaction(up_small: dict, base_small: dict, up_large: dict, base_large: dict) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from benchmark.atomic import atomic_write
 from benchmark.report.costs import cost_lines
+from benchmark.report.power import power_lines
 from benchmark.report.setup import setup_lines
 from benchmark.tasks import ReportSpec
 from benchmark.report.summary import (
@@ -223,7 +224,7 @@ def write_report_md(records: list[dict[str, Any]], table: Table, comps: list[Com
               f"Learned - Mel, mean over seeds [95% CI], uncorrected p; ▲/▼ = significant after Benjamini-Hochberg at "
               f"FDR {spec.fdr_q * 100:g}% over all {len(comps)} comparisons (learned better / Mel better).", ""]
     lines += _repeated_controls(table)
-    lines += _effects_tables(table, comps) + _controls(table) + _curves(table)
+    lines += _effects_tables(table, comps) + power_lines(comps, spec) + _controls(table) + _curves(table)
     if provenance:
         lines += ["## Provenance", "", *provenance, ""]
     lines += setup_lines(records, table) + cost_lines(records)
