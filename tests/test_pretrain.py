@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from _ssl_fixtures import SSL_UPSTREAMS, write_corpus
 from benchmark.audio import find_audio_files
 from benchmark.errors import MelbenchError
 from benchmark.pretraining.frames import load_mel_corpus, sample_batch
-from benchmark.pretraining.loop import PretrainOptions, learning_rate, pretrain
+from benchmark.pretraining.checkpoints import CheckpointPlan
+from benchmark.pretraining.loop import PretrainOptions, ensure_pretrained, learning_rate, pretrain
 from benchmark.registry import load_module, load_upstream
 
 REPO = Path(__file__).resolve().parent.parent
@@ -184,3 +186,26 @@ def test_corpus_logmel_is_cached_on_disk(corpus, tmp_path, monkeypatch):
     shutil.copy(files[1], files[0])
     with pytest.raises(AssertionError, match="from the cache"):
         frames.corpus_logmel(files, config, progress=False)
+
+
+def test_a_default_checkpoint_of_an_older_recipe_is_set_aside_and_pretrained_again(quick_home, tmp_path, monkeypatch,
+                                                                                  capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "data").symlink_to(quick_home / "data")  # the quick corpus, built once per session
+    monkeypatch.setenv("MELBENCH_HOME", str(home))
+    plan = CheckpointPlan(corpus="mix", preset="tiny", steps=2, quick=True, snapshots=(0.0,))
+    spec = load_module("mockingjay").SPEC
+    old = ensure_pretrained("mockingjay", plan, progress=False)["checkpoint"]
+    assert load_upstream("mockingjay", {"checkpoint": old}).model.embed.conv_positions is None
+    # the preset changes (as `small` did, to convolutional positions): the old checkpoint is not the default any more
+    monkeypatch.setitem(spec.presets, "tiny", replace(spec.presets["tiny"], positions="conv", conv_pos_kernel=9,
+                                                      conv_pos_groups=4))
+    new = ensure_pretrained("mockingjay", plan, progress=False)["checkpoint"]
+    assert new == old and "pretrained with another tiny recipe (now: conv_pos_groups=4, conv_pos_kernel=9, " \
+                          "positions=conv); kept as mix-quick-tiny.previous-1" in capsys.readouterr().out
+    assert load_upstream("mockingjay", {"checkpoint": new}).model.embed.conv_positions is not None
+    kept = Path(old).with_name("mix-quick-tiny.previous-1")
+    assert load_upstream("mockingjay", {"checkpoint": str(kept)}).model.embed.conv_positions is None  # still loads
+    ensure_pretrained("mockingjay", plan, progress=False)  # current now: used as it is
+    assert "another" not in capsys.readouterr().out and not kept.with_name("mix-quick-tiny.previous-2").exists()

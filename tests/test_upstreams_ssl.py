@@ -6,9 +6,11 @@ import torch
 from benchmark.check import check_upstream
 from benchmark.errors import MelbenchError
 from benchmark.pretraining.loop import PretrainOptions, pretrain
-from benchmark.registry import available_upstreams, load_upstream
+from benchmark.config import config_dict
+from benchmark.registry import available_upstreams, load_module, load_upstream
 from _ssl_fixtures import SSL_UPSTREAMS, write_corpus
 from upstreams._masking import span_mask, time_alter
+from upstreams._s3prl import to_s3prl
 from upstreams._transformer import valid_mask
 
 
@@ -98,6 +100,42 @@ def test_overrides_are_type_checked():
         load_upstream("mockingjay", {"random_init": True, "preset": "tiny", "hiden": 8})
     up = load_upstream("mockingjay", {"random_init": True, "preset": "tiny", "hidden": 16, "heads": 2})
     assert up.feature_dim == 16 and up.num_layers == 3
+
+
+def test_conv_positions_keep_the_contract_and_carry_no_absolute_position(tmp_path):
+    corpus = write_corpus(tmp_path / "audio", n_files=3, seconds=1.5)
+    for name in ("mockingjay", "bestrq"):  # the reconstruction family and the code-prediction model
+        out = pretrain(PretrainOptions(name, corpus=str(corpus), preset="tiny", steps=3, out=tmp_path / name,
+                                       overrides={"positions": "conv", "conv_pos_kernel": 9, "conv_pos_groups": 4},
+                                       progress=False)).out
+        upstream = load_upstream(name, {"checkpoint": str(out)})
+        assert upstream.model.embed.conv_positions is not None
+        results = check_upstream(upstream)  # batch vs single, determinism, frames vs duration, no NaN
+        assert all(r.passed for r in results), [(r.name, r.detail) for r in results if not r.passed]
+    # The same frame repeated gives the same input embedding wherever the convolution sees no edge;
+    # with sinusoidal positions every frame's embedding differs.
+    frames = torch.ones(1, 40, 80)
+    keep = torch.ones(1, 40, dtype=torch.bool)
+    for positions, same in (("conv", True), ("sinusoidal", False)):
+        model = load_upstream("mockingjay", {"random_init": True, "preset": "tiny", "positions": positions,
+                                             "conv_pos_kernel": 9, "conv_pos_groups": 4}).model
+        h = model.embed(frames, keep)[0]  # (T, D)
+        assert torch.allclose(h[10], h[25], atol=1e-5) == same
+    with pytest.raises(MelbenchError, match="expected an odd kernel"):
+        load_upstream("tera", {"random_init": True, "preset": "tiny", "positions": "conv", "conv_pos_kernel": 8})
+    with pytest.raises(MelbenchError, match="positions"):
+        load_upstream("tera", {"random_init": True, "preset": "tiny", "positions": "rotary"})
+    with pytest.raises(MelbenchError, match="sinusoidal positions only"):
+        to_s3prl(load_upstream("tera", {"random_init": True, "preset": "tiny", "positions": "conv"}).model, "tera")
+
+
+def test_a_checkpoint_written_before_a_config_field_existed_keeps_that_codes_behaviour():
+    spec = load_module("mockingjay").SPEC
+    fields = config_dict(spec.config("small"))
+    for added in ("positions", "conv_pos_kernel", "conv_pos_groups"):  # fields newer than the checkpoint
+        del fields[added]
+    assert spec.config("small").positions == "conv"  # today's preset
+    assert spec.recorded_config(fields, "config.json").positions == "sinusoidal"  # what the old code ran
 
 
 def test_albert_shares_weights():

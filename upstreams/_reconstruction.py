@@ -6,6 +6,7 @@ loss is L1 between the reconstruction and the clean (normalised) frames on alter
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -27,6 +28,12 @@ class EncoderFields(TrainFields):
     dropout: float = 0.1
     share_weights: bool = False  # one layer's weights across depth (Audio ALBERT)
     layer_norm_eps: float = 1e-5  # s3prl's checkpoints use 1e-12
+    # how frames learn where they are: "sinusoidal" absolute encodings added to the input
+    # projection (Mockingjay), or "conv", a grouped convolution of it over conv_pos_kernel frames
+    # (wav2vec 2.0's relative embedding; docs/ssl_upstreams.md, "Positions")
+    positions: Literal["sinusoidal", "conv"] = "sinusoidal"
+    conv_pos_kernel: int = 65
+    conv_pos_groups: int = 16
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ class MelTransformer(nn.Module):
         self.config = config
         init_mel_stats(self, config.n_mels)
         eps = config.layer_norm_eps
-        self.embed = InputEmbedding(config.n_mels, config.hidden, config.dropout, eps)
+        self.embed = InputEmbedding(config.n_mels, config.hidden, config.dropout, eps, config.positions,
+                                    config.conv_pos_kernel, config.conv_pos_groups)
         self.encoder = Encoder(
             config.hidden, config.heads, config.ffn, config.layers, config.dropout, config.share_weights, eps
         )
@@ -73,7 +81,7 @@ class MelTransformer(nn.Module):
 
     def _encode(self, x: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
         keep = valid_mask(frames, x.shape[1])  # (B, T)
-        h = self.embed(x)  # (B, T, D)
+        h = self.embed(x, keep)  # (B, T, D)
         return [h, *self.encoder(h, keep)]
 
     def hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:

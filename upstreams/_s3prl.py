@@ -227,6 +227,9 @@ def transformer_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
         `{"Transformer", "SpecHead", "Config", "Upstream_Config"}`, for `torch.save`.
     """
     config, state = model.config, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if config.positions != "sinusoidal":
+        raise MelbenchError(f"positions={config.positions}: s3prl's transformer adds sinusoidal positions only, so "
+                            f"this model has no s3prl checkpoint format")
     scale = 1.0 / state["mel_std"]
     w = state["embed.proj.weight"] * scale[None, :]  # (hidden, n_mels)
     transformer = {

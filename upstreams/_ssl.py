@@ -91,6 +91,21 @@ class SSLSpec:
         merged = {**dataclasses.asdict(self.presets[preset]), **(overrides or {})}
         return build_config(self.config_cls, merged, what=f"{self.name} option")
 
+    def recorded_config(self, fields: dict[str, Any], where: str) -> Any:
+        """The config a checkpoint was pretrained with, from the fields its record holds.
+
+        A field added to the config after the checkpoint was written takes the class default,
+        which keeps the behaviour of the code that wrote it (not today's preset value).
+
+        Args:
+            fields: the record's `config`.
+            where: the record's path, for errors.
+
+        Returns:
+            A `config_cls` instance.
+        """
+        return build_config(self.config_cls, fields, what=f"{where} field")
+
 
 def init_mel_stats(model: torch.nn.Module, n_mels: int) -> None:
     """Register the `mel_mean`/`mel_std` buffers (identity normalisation until pretraining sets them)."""
@@ -125,7 +140,7 @@ def read_checkpoint(spec: SSLSpec, folder: Path) -> tuple[Any, dict[str, torch.T
     record = read_record_json(folder / CONFIG_FILE)
     if record.get("upstream") != spec.name:
         raise MelbenchError(f"{folder}: checkpoint of {record.get('upstream')!r}, not {spec.name!r}")
-    config = build_config(spec.config_cls, record["config"], what=f"{folder / CONFIG_FILE} field")
+    config = spec.recorded_config(record["config"], str(folder / CONFIG_FILE))
     return config, read_tensors(folder / MODEL_FILE)[0], record
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from benchmark.errors import MelbenchError
 from upstreams._dropout import Dropout, dropout_attention
 
 _FUSED = {"attention": True, "linear": torch.backends.mkldnn.is_available()}
@@ -153,18 +154,58 @@ class Encoder(nn.Module):
         return outs
 
 
-class InputEmbedding(nn.Module):
-    """Normalised log-Mel frames to model width: Linear, + sinusoidal positions, LayerNorm, dropout."""
+class ConvPositions(nn.Module):
+    """wav2vec 2.0's relative positional embedding: a grouped convolution over time, then GELU.
 
-    def __init__(self, n_mels: int, dim: int, dropout: float, eps: float = 1e-5):
+    Args:
+        dim: model width.
+        kernel: frames the convolution spans (odd, so the output keeps the input's length).
+        groups: channel groups (must divide `dim`).
+    """
+
+    def __init__(self, dim: int, kernel: int, groups: int):
+        super().__init__()
+        if kernel % 2 == 0 or dim % groups:
+            raise MelbenchError(f"conv_pos_kernel={kernel}, conv_pos_groups={groups}: expected an odd kernel and "
+                                f"groups dividing the width {dim}")
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
+
+    def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        # padding frames are zeroed so that they reach no valid frame's window: a clip's output is
+        # the same alone (the convolution's own zero padding) or inside a padded batch
+        h = (h * keep[..., None]).transpose(1, 2)  # (B, D, T)
+        return F.gelu(self.conv(h)).transpose(1, 2)  # (B, T, D)
+
+
+class InputEmbedding(nn.Module):
+    """Normalised log-Mel frames to model width: Linear, + positions, LayerNorm, dropout.
+
+    Args:
+        n_mels: input bins.
+        dim: model width.
+        dropout: dropout after the LayerNorm.
+        eps: the LayerNorm's epsilon.
+        positions: "sinusoidal" (Mockingjay: absolute encodings added to the projection) or "conv"
+            (wav2vec 2.0: `ConvPositions` of the projection added to it).
+        conv_kernel: frames `ConvPositions` spans.
+        conv_groups: its channel groups.
+    """
+
+    def __init__(self, n_mels: int, dim: int, dropout: float, eps: float = 1e-5, positions: str = "sinusoidal",
+                 conv_kernel: int = 65, conv_groups: int = 16):
         super().__init__()
         self.proj = Linear(n_mels, dim)
+        self.conv_positions = ConvPositions(dim, conv_kernel, conv_groups) if positions == "conv" else None
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.drop = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """`(B, T, n_mels)` frames and their `(B, T)` validity to `(B, T, dim)`."""
         h = self.proj(x)  # (B, T, D)
-        h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device)[None]
+        if self.conv_positions is None:
+            h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device)[None]
+        else:
+            h = h + self.conv_positions(h, keep)
         return self.drop(self.norm(h))
 
 

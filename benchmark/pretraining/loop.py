@@ -149,6 +149,7 @@ def ensure_pretrained(name: str, plan: CheckpointPlan, progress: bool = True,
     if given and (given.get("checkpoint") is not None or given.get("random_init")):
         return {}
     folder = plan.folder(name)
+    _set_aside_if_stale(name, plan, folder)
     if finished_record(folder) is None:
         build(quick=plan.quick)  # the pretraining corpus (idempotent: seconds when already built)
         print(f"{name}: pretraining {plan.preset} on {plan.corpus_name} for {plan.steps} steps -> {folder}", flush=True)
@@ -157,6 +158,28 @@ def ensure_pretrained(name: str, plan: CheckpointPlan, progress: bool = True,
                                  steps=plan.steps, out=folder, resume=True, progress=progress,
                                  snapshot_steps=plan.snapshot_steps()))
     return {"checkpoint": str(folder)}
+
+
+def _set_aside_if_stale(name: str, plan: CheckpointPlan, folder: Path) -> None:
+    """Rename a default checkpoint pretrained with another recipe than today's preset (a preset
+    changed since), so that the run pretrains the current one; the old one is kept beside it."""
+    record = finished_record(folder)
+    if record is None or not isinstance(record.get("config"), dict):
+        return
+    spec = pretrain_spec(name)
+    current = config_dict(spec.config(plan.preset))
+    recorded = config_dict(spec.recorded_config(record["config"], str(folder)))
+    changed = sorted(k for k in current if current[k] != recorded.get(k))
+    if not changed:
+        return
+    n = 1
+    while folder.with_name(f"{folder.name}.previous-{n}").exists():
+        n += 1
+    aside = folder.with_name(f"{folder.name}.previous-{n}")
+    folder.rename(aside)
+    print(f"{name}: {folder} was pretrained with another {plan.preset} recipe (now: "
+          f"{', '.join(f'{k}={current[k]}' for k in changed)}); kept as {aside.name}, pretraining the current one",
+          flush=True)
 
 
 def pretrain_spec(name: str) -> Any:
@@ -200,8 +223,8 @@ def pretrain(opts: PretrainOptions) -> PretrainResult:
     if resuming:
         record = read_record(out)
         preset = record["preset"]
-        config = spec.config(preset, record["config"])
-        if opts.overrides and spec.config(record["preset"], {**record["config"], **opts.overrides}) != config:
+        config = spec.recorded_config(record["config"], str(out / STATE_FILE))
+        if opts.overrides and spec.recorded_config({**record["config"], **opts.overrides}, "--set") != config:
             raise MelbenchError(f"{out}: --set {opts.overrides} differs from the run being resumed")
     else:
         if (out / STATE_FILE).is_file():
