@@ -188,8 +188,9 @@ def test_corpus_logmel_is_cached_on_disk(corpus, tmp_path, monkeypatch):
         frames.corpus_logmel(files, config, progress=False)
 
 
+@pytest.mark.parametrize("killed", [False, True], ids=["finished", "killed"])
 def test_a_default_checkpoint_of_an_older_recipe_is_set_aside_and_pretrained_again(quick_home, tmp_path, monkeypatch,
-                                                                                  capsys):
+                                                                                  capsys, killed):
     home = tmp_path / "home"
     home.mkdir()
     (home / "data").symlink_to(quick_home / "data")  # the quick corpus, built once per session
@@ -198,6 +199,9 @@ def test_a_default_checkpoint_of_an_older_recipe_is_set_aside_and_pretrained_aga
     spec = load_module("mockingjay").SPEC
     old = ensure_pretrained("mockingjay", plan, progress=False)["checkpoint"]
     assert load_upstream("mockingjay", {"checkpoint": old}).model.embed.conv_positions is None
+    if killed:  # as if killed after its first step: resumed, it would go on with the old recipe
+        config = Path(old) / "config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), "step": 1}))
     # the preset changes (as `small` did, to convolutional positions): the old checkpoint is not the default any more
     monkeypatch.setitem(spec.presets, "tiny", replace(spec.presets["tiny"], positions="conv", conv_pos_kernel=9,
                                                       conv_pos_groups=4))

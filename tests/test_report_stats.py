@@ -9,8 +9,8 @@ import pytest
 
 from benchmark.metrics import bootstrap, percentile_ci
 from benchmark.report.bootstrap import benjamini_hochberg, hierarchical_se, hierarchical_variance, variance_parts
-from benchmark.report.power import detectability
-from benchmark.report.summary import budgets, collect, compare, identical_controls
+from benchmark.report.power import Z_POWER, Detectability, detectability
+from benchmark.report.summary import Budget, budgets, collect, compare, identical_controls
 from benchmark.report.text import interactions
 from benchmark.report.write import write_report
 from benchmark.tasks import ReportSpec
@@ -317,3 +317,29 @@ def test_a_test_split_too_small_for_the_advantage_is_named(tmp_path: Path) -> No
     report = (tmp_path / "REPORT.md").read_text()
     assert f"| none: the test split alone leaves {row.floor:.3f} |" in report
     assert "no number of seeds at task0 at 1%." in report
+
+
+def test_the_seeds_asked_for_agree_with_the_measured_smallest_advantage() -> None:
+    """The measured standard error decides whether the run's seeds suffice; the model, built from
+    medians over upstreams, only says how many fewer or more would, even where the two disagree."""
+    def row(se: float, own: float) -> Detectability:
+        parts = {"shared": 0.0, "own": own**2, "across": own**2}  # se(S)² = own² (2S - 1) / S²
+        return Detectability("task0", Budget((0.01,), None, None, None), 2, 3, se, parts)
+    found, missed = 0.03 / Z_POWER * 0.9, 0.03 / Z_POWER * 1.5  # measured at the run's 3 seeds
+    assert row(found, own=0.003).seeds_for(0.03) == 2  # the model agrees: fewer would do
+    assert row(found, own=0.02).seeds_for(0.03) == 3  # the model asks for 7: these 3 did it
+    assert row(missed, own=0.003).seeds_for(0.03) == 4  # the model says 2 would do: these 3 did not
+    assert row(missed, own=0.02).seeds_for(0.03) == 7
+    nan_parts = {"shared": float("nan"), "own": 0.0, "across": 0.0}
+    assert Detectability("task0", Budget((0.01,), None, None, None), 2, 3, missed, nan_parts).seeds_for(0.03) is None
+
+
+def test_one_seed_leaves_the_seeds_needed_unknown(tmp_path: Path) -> None:
+    records = _test_noise_family(1, sd_shared=0.005, sd_own=0.03)
+    (row,) = detectability(compare(collect(records)))
+    assert row.n_seeds == 1 and row.smallest > 0.03 and row.seeds_for(0.03) is None
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(tmp_path)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| unknown with one seed |" in report
+    assert "no number of seeds at none; unknown with one seed at task0 at 1%." in report

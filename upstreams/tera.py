@@ -6,12 +6,14 @@ from upstreams._ssl import CHECK_OPTIONS, SSLSpec
 # Time spans as Mockingjay; a zeroed band of up to 20% of the bins; Gaussian noise on 10% of clips.
 ALTER = {"freq_mask_max": 0.2, "noise_prob": 0.1, "noise_std": 0.2}
 
+# small: wav2vec 2.0's convolutional positions, as the small Mockingjay (validation ablation,
+# docs/ssl_upstreams.md, "Positions"); base and large keep the paper's sinusoidal ones.
 SPEC = SSLSpec(
     name="tera",
     config_cls=ReconstructionConfig,
     presets={
         "tiny": ReconstructionConfig(**sizes(32, 2, 2, **TINY_TRAIN, **ALTER)),
-        "small": ReconstructionConfig(**sizes(192, 3, 3, **SMALL_TRAIN, **ALTER)),
+        "small": ReconstructionConfig(**sizes(192, 3, 3, positions="conv", **SMALL_TRAIN, **ALTER)),
         "base": ReconstructionConfig(**sizes(768, 12, 3, **ALTER)),
         "large": ReconstructionConfig(**sizes(768, 12, 12, **ALTER)),
     },

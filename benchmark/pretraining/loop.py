@@ -132,7 +132,8 @@ def config_record(spec: Any, config: Any, preset: str, corpus: str, step: int) -
 def ensure_pretrained(name: str, plan: CheckpointPlan, progress: bool = True,
                       given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The checkpoint `melbench run` uses for an upstream melbench pretrains, pretraining it
-    first (building the corpus where missing) if it does not exist or was killed before its end.
+    first (building the corpus where missing) if it does not exist or was killed before its end;
+    one of a recipe other than today's preset is set aside first (`_set_aside_if_stale`).
 
     Args:
         name: the upstream (its module defines `SPEC`).
@@ -162,8 +163,11 @@ def ensure_pretrained(name: str, plan: CheckpointPlan, progress: bool = True,
 
 def _set_aside_if_stale(name: str, plan: CheckpointPlan, folder: Path) -> None:
     """Rename a default checkpoint pretrained with another recipe than today's preset (a preset
-    changed since), so that the run pretrains the current one; the old one is kept beside it."""
+    changed since), so that the run pretrains the current one; the old one is kept beside it.
+    A run killed before its end counts too: resumed, it would go on with its own recorded recipe."""
     record = finished_record(folder)
+    if record is None and (folder / STATE_FILE).is_file():
+        record = read_record(folder)
     if record is None or not isinstance(record.get("config"), dict):
         return
     spec = pretrain_spec(name)

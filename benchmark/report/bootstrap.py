@@ -44,7 +44,14 @@ def hierarchical_ci(boots: np.ndarray, level: float = 0.95) -> tuple[float, floa
 
 
 def hierarchical_se(boots: np.ndarray) -> float:
-    """Standard error of the seed mean: the standard deviation of `hierarchical_means(boots)`."""
+    """Standard error of the seed mean: the standard deviation of `hierarchical_means(boots)`.
+
+    Args:
+        boots: `(seeds, replicates)` values.
+
+    Returns:
+        The standard error.
+    """
     return float(np.nanstd(hierarchical_means(boots)))
 
 
@@ -75,21 +82,28 @@ def variance_parts(boots: np.ndarray) -> dict[str, float]:
 
 
 def hierarchical_variance(parts: dict[str, float], n_seeds: int) -> float:
-    """The expected variance of `hierarchical_means` with `n_seeds` seeds (`variance_parts`' model)."""
+    """The expected variance of `hierarchical_means` with `n_seeds` seeds (`variance_parts`' model).
+
+    Args:
+        parts: `variance_parts(...)` (or medians of them).
+        n_seeds: the number of seeds to predict it for.
+
+    Returns:
+        The predicted variance.
+    """
     return parts["shared"] + parts["own"] / n_seeds + (n_seeds - 1) * parts["across"] / n_seeds**2
 
 
-def wald_p(estimate: float, boots: np.ndarray) -> float:
-    """Two-sided p-value of `estimate` against zero, standard error from the hierarchical bootstrap.
+def wald_p(estimate: float, se: float) -> float:
+    """Two-sided p-value of `estimate` against zero.
 
     Args:
         estimate: the point difference.
-        boots: `(seeds, replicates)` paired differences.
+        se: its standard error (`hierarchical_se` of the paired differences).
 
     Returns:
         The p-value (1.0 when the standard error is 0 and the estimate is 0).
     """
-    se = hierarchical_se(boots)
     if se == 0:
         return 1.0 if estimate == 0 else 0.0
     return math.erfc(abs(estimate) / se / math.sqrt(2))

@@ -54,20 +54,29 @@ class Detectability:
     def seeds_for(self, advantage: float) -> int | None:
         """The fewest seeds (at least 2) at which `advantage` is found with 80% power.
 
+        The measured standard error (`smallest`) says whether the run's own seeds suffice; the
+        variance model (`bootstrap.hierarchical_variance` of the median `parts`) says how many
+        fewer or more would, so the answer never contradicts the table's `smallest` column.
+
+        Args:
+            advantage: the true advantage to find.
+
         Returns:
-            None if no number of seeds would do it (the shared part alone is too large) or the run
-            has one seed (its variance across seeds is unknown).
+            At most the run's seeds if `smallest <= advantage`, more otherwise; None if the run
+            has one seed (its variance across seeds is unknown), the parts are not finite, or
+            no number of seeds up to `MAX_SEEDS` would do it.
         """
+        if self.n_seeds < 2 or not all(math.isfinite(v) for v in self.parts.values()):
+            return None
+        found_now = self.smallest <= advantage
         target_var = (advantage / Z_POWER) ** 2
-        if self.n_seeds < 2 or target_var <= self.parts["shared"]:
-            return None
-        low, high = 2, MAX_SEEDS  # the predicted variance falls with the seeds from 2 on
-        if hierarchical_variance(self.parts, high) > target_var:
-            return None
+        if hierarchical_variance(self.parts, MAX_SEEDS) > target_var:
+            return self.n_seeds if found_now else None
+        low, high = (2 if found_now else self.n_seeds + 1), MAX_SEEDS  # the predicted variance falls from 2 seeds on
         while low < high:
             mid = (low + high) // 2
             low, high = (mid + 1, high) if hierarchical_variance(self.parts, mid) > target_var else (low, mid)
-        return low
+        return min(low, self.n_seeds) if found_now else low
 
 
 def detectability(comps: list[Comparison]) -> list[Detectability]:
@@ -90,12 +99,16 @@ def detectability(comps: list[Comparison]) -> list[Detectability]:
 
 
 def _seeds_text(d: Detectability, advantage: float) -> str:
+    needed = d.seeds_for(advantage)
+    if needed is not None:
+        return f"{needed}"
     if d.n_seeds < 2:
         return "unknown with one seed"
-    needed = d.seeds_for(advantage)
-    if needed is None:
+    if not math.isfinite(d.floor):
+        return "unknown"
+    if d.floor >= advantage:
         return f"none: the test split alone leaves {d.floor:.3f}"
-    return f"{needed}"
+    return f"more than {MAX_SEEDS}"
 
 
 def power_lines(comps: list[Comparison], spec: ReportSpec = ReportSpec()) -> list[str]:
@@ -117,9 +130,10 @@ def power_lines(comps: list[Comparison], spec: ReportSpec = ReportSpec()) -> lis
     found = [d for d in rows if d.smallest <= goal]
     by_seeds = [d for d in rows if d.smallest > goal and d.seeds_for(goal) is not None]
     never = [d for d in rows if d.smallest > goal and d.seeds_for(goal) is None and d.n_seeds >= 2]
+    one_seed = [d for d in rows if d.smallest > goal and d.n_seeds < 2]
 
     def names(ds: list[Detectability]) -> str:
-        return ", ".join(f"{d.task} at {d.budget.label().split(' (')[0]}" for d in ds) or "none"
+        return ", ".join(f"{d.task} at {d.budget.names}" for d in ds) or "none"
 
     return ["## How small an advantage could this run find?", "",
             f"A true advantage over Mel is found (95% CI excluding zero, uncorrected) with 80% power when it is at "
@@ -132,4 +146,4 @@ def power_lines(comps: list[Comparison], spec: ReportSpec = ReportSpec()) -> lis
             f"shared by every seed (SE) | seeds to find {goal:g} |", "|---|---|---|---|---|---|---|---|", *table, "",
             f"An advantage of {goal:g} would be found with 80% power at {len(found)} of {len(rows)} scarce budgets "
             f"with these seeds ({names(found)}); more seeds would find it at {names(by_seeds)}; no number of seeds "
-            f"at {names(never)}.", ""]
+            f"at {names(never)}" + (f"; unknown with one seed at {names(one_seed)}" if one_seed else "") + ".", ""]

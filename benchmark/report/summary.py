@@ -97,7 +97,7 @@ def effect(up: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]]) -> di
     diff, boots = differences(up, base, *shared)
     lo, hi = hierarchical_ci(boots)
     se = hierarchical_se(boots)
-    return {"diff": diff, "lo": lo, "hi": hi, "p": wald_p(diff, boots), "excludes_zero": lo > 0 or hi < 0,
+    return {"diff": diff, "lo": lo, "hi": hi, "p": wald_p(diff, se), "excludes_zero": lo > 0 or hi < 0,
             "se": se, "var_parts": variance_parts(boots), "n_seeds": len(shared[0])}
 
 
@@ -117,7 +117,8 @@ def interaction(up_small: dict, base_small: dict, up_large: dict, base_large: di
     boots = small_boots - large_boots  # paired by seed and test resample
     lo, hi = hierarchical_ci(boots)
     change = small - large
-    return {"change": change, "lo": lo, "hi": hi, "p": wald_p(change, boots), "small": small, "large": large}
+    return {"change": change, "lo": lo, "hi": hi, "p": wald_p(change, hierarchical_se(boots)), "small": small,
+            "large": large}
 
 
 @dataclass(frozen=True)
@@ -148,13 +149,17 @@ class Budget:
         """The fraction the table is keyed by: the smallest."""
         return self.fractions[0]
 
+    @property
+    def names(self) -> str:
+        """The fractions, e.g. `1% = 5%`."""
+        return " = ".join(f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in self.fractions)
+
     def label(self) -> str:
         """A column header, e.g. `1% = 5% (24 items, 0.07 h)`."""
-        names = " = ".join(f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in self.fractions)
         if self.n_items is None:
-            return names
+            return self.names
         size = f"{self.n_items:.0f} items" + (f", {self.hours:.2f} h" if self.hours is not None else "")
-        return f"{names} ({size})"
+        return f"{self.names} ({size})"
 
 
 def _mean(values: list[Any]) -> float | None:
