@@ -121,8 +121,9 @@ def test_conv_positions_keep_the_contract_and_carry_no_absolute_position(tmp_pat
                                              "conv_pos_kernel": 9, "conv_pos_groups": 4}).model
         h = model.embed(frames, keep)[0]  # (T, D)
         assert torch.allclose(h[10], h[25], atol=1e-5) == same
-    with pytest.raises(MelbenchError, match="expected an odd kernel"):
-        load_upstream("tera", {"random_init": True, "preset": "tiny", "positions": "conv", "conv_pos_kernel": 8})
+    for bad in ({"conv_pos_kernel": 8}, {"conv_pos_kernel": -1}, {"conv_pos_groups": 0}, {"conv_pos_groups": 3}):
+        with pytest.raises(MelbenchError, match="expected a positive odd kernel and positive groups dividing"):
+            load_upstream("tera", {"random_init": True, "preset": "tiny", "positions": "conv", **bad})
     with pytest.raises(MelbenchError, match="positions"):
         load_upstream("tera", {"random_init": True, "preset": "tiny", "positions": "rotary"})
     with pytest.raises(MelbenchError, match="sinusoidal positions only"):

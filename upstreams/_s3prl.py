@@ -225,6 +225,9 @@ def transformer_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
 
     Returns:
         `{"Transformer", "SpecHead", "Config", "Upstream_Config"}`, for `torch.save`.
+
+    Raises:
+        MelbenchError: the model has convolutional positions, which s3prl's transformer lacks.
     """
     config, state = model.config, {k: v.detach().clone() for k, v in model.state_dict().items()}
     if config.positions != "sinusoidal":

@@ -165,9 +165,9 @@ class ConvPositions(nn.Module):
 
     def __init__(self, dim: int, kernel: int, groups: int):
         super().__init__()
-        if kernel % 2 == 0 or dim % groups:
-            raise MelbenchError(f"conv_pos_kernel={kernel}, conv_pos_groups={groups}: expected an odd kernel and "
-                                f"groups dividing the width {dim}")
+        if kernel < 1 or kernel % 2 == 0 or groups < 1 or dim % groups:
+            raise MelbenchError(f"conv_pos_kernel={kernel}, conv_pos_groups={groups}: expected a positive odd kernel "
+                                f"and positive groups dividing the width {dim}")
         self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
 
     def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -191,8 +191,8 @@ class InputEmbedding(nn.Module):
         conv_groups: its channel groups.
     """
 
-    def __init__(self, n_mels: int, dim: int, dropout: float, eps: float = 1e-5, positions: str = "sinusoidal",
-                 conv_kernel: int = 65, conv_groups: int = 16):
+    def __init__(self, n_mels: int, dim: int, dropout: float, eps: float, positions: str, conv_kernel: int,
+                 conv_groups: int):
         super().__init__()
         self.proj = Linear(n_mels, dim)
         self.conv_positions = ConvPositions(dim, conv_kernel, conv_groups) if positions == "conv" else None
