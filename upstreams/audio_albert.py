@@ -5,13 +5,15 @@ from upstreams._ssl import CHECK_OPTIONS, SSLSpec
 
 SHARED = {"share_weights": True}
 
-# base = 3 applications of one 768-wide layer; large = 12 applications.
+# base = 3 applications of one 768-wide layer; large = 12 applications. small: wav2vec 2.0's
+# convolutional positions, as the small Mockingjay and TERA (validation ablation,
+# docs/ssl_upstreams.md, "Positions"); base and large keep the paper's sinusoidal ones.
 SPEC = SSLSpec(
     name="audio_albert",
     config_cls=ReconstructionConfig,
     presets={
         "tiny": ReconstructionConfig(**sizes(32, 2, 2, **TINY_TRAIN, **SHARED)),
-        "small": ReconstructionConfig(**sizes(192, 3, 3, **SMALL_TRAIN, **SHARED)),
+        "small": ReconstructionConfig(**sizes(192, 3, 3, positions="conv", **SMALL_TRAIN, **SHARED)),
         "base": ReconstructionConfig(**sizes(768, 12, 3, **SHARED)),
         "large": ReconstructionConfig(**sizes(768, 12, 12, **SHARED)),
     },
