@@ -81,12 +81,14 @@ class BestRQ(MelTransformer):
         return loss, {"masked": float(selected.float().mean()), "accuracy": accuracy}
 
 
+# small: wav2vec 2.0's convolutional positions, as the reconstruction family's small presets
+# (validation ablation, docs/ssl_upstreams.md, "Positions"); base and large keep sinusoidal ones.
 SPEC = SSLSpec(
     name="bestrq",
     config_cls=BestRQConfig,
     presets={
         "tiny": BestRQConfig(**sizes(32, 2, 2, **TINY_TRAIN), codebook_size=64, mask_span=5),
-        "small": BestRQConfig(**sizes(192, 3, 3, **SMALL_TRAIN), codebook_size=1024),
+        "small": BestRQConfig(**sizes(192, 3, 3, positions="conv", **SMALL_TRAIN), codebook_size=1024),
         "base": BestRQConfig(),
         "large": BestRQConfig(**sizes(1024, 16, 24)),
     },
