@@ -343,3 +343,18 @@ def test_one_seed_leaves_the_seeds_needed_unknown(tmp_path: Path) -> None:
     report = (tmp_path / "REPORT.md").read_text()
     assert "| unknown with one seed |" in report
     assert "no number of seeds at none; unknown with one seed at task0 at 1%." in report
+
+
+@pytest.mark.parametrize("n_models", [7, 12])
+def test_line_colours_tell_models_apart_and_pair_controls(n_models: int) -> None:
+    """Each model has its own colour (past matplotlib's 10-colour cycle too), and its untrained
+    control, with or without options, has the model's."""
+    from benchmark.report.plots import line_colours
+
+    models = ["mel"] + [f"up{i:02d}" for i in range(n_models - 1)]
+    labels = models + [f"{m}[random]" for m in models[1:]] + ["up00[layer=3]", "up00[random, layer=3]"]
+    colours = line_colours(labels)
+    assert len({colours[m] for m in models + ["up00[layer=3]"]}) == n_models + 1
+    for m in models[1:]:
+        assert colours[f"{m}[random]"] == colours[m]
+    assert colours["up00[random, layer=3]"] == colours["up00[layer=3]"]

@@ -28,6 +28,30 @@ def _save(plt: Any, fig: Any, path: Path, dpi: int = 110) -> Path:
     return path
 
 
+def _model_of(label: str) -> str:
+    """The row an untrained control belongs to (`tera[random]` -> `tera`), so the two share a colour."""
+    return label.replace("[random]", "").replace("[random, ", "[")
+
+
+def line_colours(labels: list[str]) -> dict[str, Any]:
+    """A colour per upstream for the figures' legends: a control takes its model's (it is drawn
+    dotted), and the palette grows from 10 to 20 colours before any two models share one (the
+    default run draws 13 lines: matplotlib's 10-colour cycle made e.g. `tera[random]` and `apc` alike).
+
+    Args:
+        labels: display names, `upstream_label`'s.
+
+    Returns:
+        Each label's matplotlib colour (RGBA).
+    """
+    from matplotlib import colormaps
+
+    models = sorted({_model_of(label) for label in labels}, key=label_order)
+    palette = colormaps["tab10" if len(models) <= 10 else "tab20"]
+    colour = {m: palette(i % palette.N) for i, m in enumerate(models)}  # beyond 20 models colours repeat
+    return {label: colour[_model_of(label)] for label in labels}
+
+
 def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> list[Path]:
     """low_data_<task>.png (metric vs fraction, CI bands, Mel dashed) and layers_<task>.png.
 
@@ -45,12 +69,14 @@ def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> l
     written = []
     for task in sorted({t for t, _, _ in table}):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for u in sorted({u for t, u, _ in table if t == task and not is_snapshot(u)}):
+        labels = sorted({u for t, u, _ in table if t == task and not is_snapshot(u)}, key=label_order)
+        colours = line_colours(labels)
+        for u in labels:
             fractions = sorted(f for t, uu, f in table if t == task and uu == u)
             s = [summarise(table[(task, u, f)]) for f in fractions]
             style = "--" if is_baseline(u) else ":" if is_control(u) else "-"
-            line, = ax.plot(fractions, [x["mean"] for x in s], style, marker="o", label=u)
-            ax.fill_between(fractions, [x["lo"] for x in s], [x["hi"] for x in s], alpha=0.2, color=line.get_color())
+            ax.plot(fractions, [x["mean"] for x in s], style, marker="o", label=u, color=colours[u])
+            ax.fill_between(fractions, [x["lo"] for x in s], [x["hi"] for x in s], alpha=0.2, color=colours[u])
         ax.set_xscale("log")
         all_fractions = sorted({f for t, _, f in table if t == task})
         ax.set_xticks(all_fractions, [f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in all_fractions])
@@ -70,9 +96,11 @@ def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> l
             layer_metric[r["task"]] = r["headline_metric"]
     for task, by_upstream in sorted(per_layer.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
+        colours = line_colours(list(by_upstream))
         for u, values in sorted(by_upstream.items()):
             layers = sorted(values)
-            ax.plot(layers, [values[k] for k in layers], marker="o", label=u)
+            ax.plot(layers, [values[k] for k in layers], ":" if is_control(u) else "-", marker="o", label=u,
+                    color=colours[u])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
         ax.set_xlabel("layer (0 = input embedding)")
         ax.set_ylabel(layer_metric[task])
@@ -139,8 +167,9 @@ def write_curve_plots(curves: dict[str, dict[str, dict[float, list[dict[str, Any
     written = []
     for task, by_upstream in sorted(curves.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for i, (name, by_fraction) in enumerate(sorted(by_upstream.items())):
-            color = f"C{i % 10}"  # one colour per upstream (not per line: two lines each would reuse them)
+        colours = line_colours(list(by_upstream))  # per upstream, not per line: two lines each would reuse them
+        for name, by_fraction in sorted(by_upstream.items()):
+            color = colours[name]
             for k, (fraction, points) in enumerate(sorted(by_fraction.items())):
                 hours = [p["hours"] for p in points]
                 ax.plot(hours, [p["diff"] for p in points], "-" if k == 0 else "--", marker="o", color=color,
