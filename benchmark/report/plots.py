@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from benchmark.report.summary import (
-    Comparison, Table, is_baseline, is_control, is_snapshot, label_order, summarise, upstream_label,
+    Comparison, Table, is_baseline, is_control, is_snapshot, label_order, model_of, summarise,
+    upstream_label,
 )
 
 
@@ -28,11 +29,6 @@ def _save(plt: Any, fig: Any, path: Path, dpi: int = 110) -> Path:
     return path
 
 
-def _model_of(label: str) -> str:
-    """The row an untrained control belongs to (`tera[random]` -> `tera`), so the two share a colour."""
-    return label.replace("[random]", "").replace("[random, ", "[")
-
-
 def line_colours(labels: list[str]) -> dict[str, Any]:
     """A colour per upstream for the figures' legends: a control takes its model's (it is drawn
     dotted), and the palette grows from 10 to 20 colours before any two models share one (the
@@ -46,10 +42,10 @@ def line_colours(labels: list[str]) -> dict[str, Any]:
     """
     from matplotlib import colormaps
 
-    models = sorted({_model_of(label) for label in labels}, key=label_order)
+    models = sorted({model_of(label) for label in labels}, key=label_order)
     palette = colormaps["tab10" if len(models) <= 10 else "tab20"]
     colour = {m: palette(i % palette.N) for i, m in enumerate(models)}  # beyond 20 models colours repeat
-    return {label: colour[_model_of(label)] for label in labels}
+    return {label: colour[model_of(label)] for label in labels}
 
 
 def write_plots(records: list[dict[str, Any]], table: Table, out_dir: Path) -> list[Path]:

@@ -236,6 +236,12 @@ def is_control(label: str) -> bool:
     return "[random" in label
 
 
+def model_of(label: str) -> str:
+    """The pretrained row an untrained control belongs to (`tera[random]` -> `tera`,
+    `hear[random, module=m]` -> `hear[module=m]`); any other label is its own."""
+    return label.replace("[random, ", "[").replace("[random]", "")
+
+
 def identical_controls(table: Table) -> dict[str, str]:
     """Controls whose every probe run gave exactly another control's results, each mapped to the
     first of its group (by `label_order`).

@@ -13,7 +13,7 @@ from benchmark.report.setup import setup_lines
 from benchmark.tasks import ReportSpec
 from benchmark.report.summary import (
     Comparison, Table, budgets, compute_curves, effect, identical_controls, interaction, is_baseline,
-    is_control,
+    is_control, model_of,
 )
 
 QUESTION = (
@@ -167,7 +167,7 @@ def _controls(table: Table) -> list[str]:
     for task, task_budgets in sorted(budgets(table).items()):
         base = next((u for t, u, _ in table if t == task and is_baseline(u)), None)
         for control in sorted({u for t, u, _ in table if t == task and is_control(u)}):
-            model = control.replace("[random, ", "[").replace("[random]", "")
+            model = model_of(control)
             for b in task_budgets:
                 arch = effect(table.get((task, control, b.fraction), {}), table.get((task, base, b.fraction), {}))
                 gain = effect(table.get((task, model, b.fraction), {}), table.get((task, control, b.fraction), {}))
