@@ -38,8 +38,11 @@ from benchmark.pretraining.train_state import CONFIG_FILE, MODEL_FILE
 from benchmark.registry import load_module, module_options
 
 MEMO_FILE = "hashes.sqlite"
-# `config.json` facts that are measurements of a pretraining run, not of the model it trained
-MEASURED_KEYS = ("pretrain_s",)
+# `config.json` facts that are measurements of a pretraining run, not of the model it trained:
+# its wall time, and its length (a snapshot's weights already say what the run did to them;
+# without this the untrained step-0 control of a 400-step run and of a 12,800-step one would
+# be two models, extracted and probed twice)
+MEASURED_KEYS = ("pretrain_s", "total_steps")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("benchmark", "upstreams", "downstreams")
 
@@ -163,7 +166,7 @@ def checkpoint_sha256(path: str | Path) -> str:
     A melbench pretraining folder (`model.safetensors` beside a `config.json` record naming
     its `upstream`, `step` and `config`) is fingerprinted by its weights and its record less
     `MEASURED_KEYS`: the resumable optimiser state and the snapshots under `steps/` (variants
-    with folders of their own) do not change its features, and neither does the wall time.
+    with folders of their own) do not change its features, nor do the run's wall time and length.
     Anything else (an s3prl file, a Hugging Face folder) is hashed whole.
 
     Args:

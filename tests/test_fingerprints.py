@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -266,16 +267,27 @@ def test_a_kill_during_recomputation_resumes_with_nothing_lost(tmp_path: Path, c
 
 
 def test_pretrain_steps_gives_its_own_checkpoint_and_the_default_stays(run_home: Path, tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture) -> None:
+                                                                       capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     demo = str(Path(__file__).parent / "demo_tasks.yaml")
+    # step 0 kept: the untrained control
+    monkeypatch.setattr(checkpoints, "DEFAULT_CHECKPOINT", replace(checkpoints.DEFAULT_CHECKPOINT, snapshots=(0.0,)))
     assert main(["run", "--upstreams", "mel,apc", "--tasks-file", demo, "--fractions", "1", "--seeds", "1", "--quiet",
                  "--no-layer-sweep", "--pretrain-steps", "5", "--out", str(tmp_path / "r")]) == 0
     longer = checkpoints.DEFAULT_CHECKPOINT.with_steps(5).folder("apc")
     assert longer.name == "mix-quick-tiny-5steps" and (longer / "model.safetensors").is_file()
     assert "apc: pretraining tiny on mix-quick for 5 steps" in capsys.readouterr().out
     assert not checkpoints.DEFAULT_CHECKPOINT.folder("apc").exists()  # the default checkpoint is another run
-    steps = {r["upstream_provenance"]["steps"] for r in read_runs(tmp_path / "r" / "runs.jsonl") if r["upstream"] == "apc"}
-    assert steps == {5}
+    runs = tmp_path / "r" / "runs.jsonl"
+    steps = {r["upstream_provenance"]["steps"] for r in read_runs(runs) if r["upstream"] == "apc"}
+    assert steps == {0, 5}
+    control = [r for r in read_runs(runs) if r["upstream"] == "apc" and r["variant"] == "random"]
+    assert control
+    assert main(["run", "--upstreams", "apc", "--tasks-file", demo, "--fractions", "1", "--seeds", "1", "--quiet",
+                 "--no-layer-sweep", "--pretrain-steps", "8", "--out", str(tmp_path / "r")]) == 0
+    # a longer schedule starts from the same untrained weights: its control is the one already probed
+    assert [r for r in read_runs(runs) if r["upstream"] == "apc" and r["variant"] == "random"] == control
+    assert {r["upstream_provenance"]["steps"] for r in read_runs(runs) if r["upstream"] == "apc" and r["variant"] is None} == {5, 8}
     assert main(["run", "--upstreams", "apc", "--tasks-file", demo, "--pretrain-steps", "0", "--out",
                  str(tmp_path / "r")]) == 2
 
@@ -299,6 +311,13 @@ def test_a_checkpoint_fingerprint_follows_its_weights_not_its_wall_time(tmp_path
         save_snapshot(folder / "steps" / "0000000", model, {**record, "step": 0})
         return folder
 
+    def control(folder: Path, total_steps: int) -> str:
+        pretrained(folder, 0.5, pretrain_s=81.0)
+        snapshot = folder / "steps" / "0000000"
+        record = json.loads((snapshot / "config.json").read_text())
+        (snapshot / "config.json").write_text(json.dumps({**record, "total_steps": total_steps}))
+        return checkpoint_sha256(snapshot)
+
     first = checkpoint_sha256(pretrained(tmp_path / "a", 0.5, pretrain_s=81.0))
     again = pretrained(tmp_path / "b", 0.5, pretrain_s=95.3)  # the same weights, trained again
     assert path_sha256(again) != path_sha256(tmp_path / "a")  # the folders differ (wall time)...
@@ -307,6 +326,8 @@ def test_a_checkpoint_fingerprint_follows_its_weights_not_its_wall_time(tmp_path
     config = json.loads((again / "config.json").read_text())
     (again / "config.json").write_text(json.dumps({**config, "config": {"hidden": 3}}))
     assert checkpoint_sha256(again) != first  # another architecture
+    # the untrained step 0 of a longer run is the same model: one control, extracted and probed once
+    assert control(tmp_path / "d", total_steps=400) == control(tmp_path / "e", total_steps=12800)
     hub = tmp_path / "hf"  # a folder of another kind is hashed whole
     hub.mkdir()
     (hub / "config.json").write_text('{"model_type": "wav2vec2"}')
