@@ -278,16 +278,17 @@ def test_pretrain_steps_gives_its_own_checkpoint_and_the_default_stays(run_home:
     assert longer.name == "mix-quick-tiny-5steps" and (longer / "model.safetensors").is_file()
     assert "apc: pretraining tiny on mix-quick for 5 steps" in capsys.readouterr().out
     assert not checkpoints.DEFAULT_CHECKPOINT.folder("apc").exists()  # the default checkpoint is another run
-    runs = tmp_path / "r" / "runs.jsonl"
-    steps = {r["upstream_provenance"]["steps"] for r in read_runs(runs) if r["upstream"] == "apc"}
-    assert steps == {0, 5}
-    control = [r for r in read_runs(runs) if r["upstream"] == "apc" and r["variant"] == "random"]
+    def apc_runs() -> list[dict]:
+        return [r for r in read_runs(tmp_path / "r" / "runs.jsonl") if r["upstream"] == "apc"]
+
+    assert {r["upstream_provenance"]["steps"] for r in apc_runs()} == {0, 5}
+    control = [r for r in apc_runs() if r["variant"] == "random"]
     assert control
     assert main(["run", "--upstreams", "apc", "--tasks-file", demo, "--fractions", "1", "--seeds", "1", "--quiet",
                  "--no-layer-sweep", "--pretrain-steps", "8", "--out", str(tmp_path / "r")]) == 0
     # a longer schedule starts from the same untrained weights: its control is the one already probed
-    assert [r for r in read_runs(runs) if r["upstream"] == "apc" and r["variant"] == "random"] == control
-    assert {r["upstream_provenance"]["steps"] for r in read_runs(runs) if r["upstream"] == "apc" and r["variant"] is None} == {5, 8}
+    assert [r for r in apc_runs() if r["variant"] == "random"] == control
+    assert {r["upstream_provenance"]["steps"] for r in apc_runs() if r["variant"] is None} == {5, 8}
     assert main(["run", "--upstreams", "apc", "--tasks-file", demo, "--pretrain-steps", "0", "--out",
                  str(tmp_path / "r")]) == 2
 
