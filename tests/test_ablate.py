@@ -41,3 +41,13 @@ def test_an_unknown_override_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["ablate", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "unknown apc option 'mask_proportoin'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "docs" / "ablations").glob("*.yaml")),
+                         ids=lambda path: path.stem)
+def test_every_ablation_in_the_docs_loads_with_arms_its_upstream_takes(path: Path) -> None:
+    from benchmark.pretraining.ablate import load_ablation
+    from benchmark.tasks import load_tasks
+
+    cfg = load_ablation(path)  # keys, types, and every arm's overrides checked against the upstream's config
+    assert set(cfg.tasks) <= set(load_tasks(cfg.tasks_file))  # the tasks it judges on exist

@@ -81,6 +81,37 @@ def test_precision_is_checked():
 
 
 @pytest.mark.parametrize("name", SSL_UPSTREAMS)
+def test_an_extraction_window_puts_each_equal_chunk_of_a_long_clip_through_the_model_alone(name):
+    options = {"random_init": True, "preset": "tiny"}  # seed 0: the same weights with and without a window
+    whole, cut = load_upstream(name, options), load_upstream(name, {**options, "extract_window_s": 0.4})
+    assert (whole.sequence_length, cut.sequence_length) == (0, 40)
+    rng = torch.Generator().manual_seed(1)
+    long, short = torch.randn(16000, generator=rng) * 0.1, torch.randn(6000, generator=rng) * 0.1
+    mel = whole.frontend(long[None])  # (1, 101, 80): the whole clip's frames, cut after the front-end
+    chunks = torch.chunk(mel, 3, dim=1)  # ceil(101 / 40) = 3 equal chunks: 34, 34, 33 frames
+    with torch.no_grad():
+        expected = [torch.cat(layer, dim=1)[0] for layer in zip(
+            *(whole.model.hidden_states(c, torch.tensor([c.shape[1]])) for c in chunks))]
+    got = cut.extract(long, layers=True)  # (L, 101, D)
+    assert got.shape == (whole.num_layers, 101, whole.feature_dim)
+    torch.testing.assert_close(got, torch.stack(expected), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, whole.extract(long, layers=True), atol=1e-3)  # the cut is in effect
+    torch.testing.assert_close(cut.extract(short, layers=True), whole.extract(short, layers=True))  # 38 frames: uncut
+    results = check_upstream(cut)  # batch vs single with chunked clips in a padded batch, frames, determinism
+    assert all(r.passed for r in results), [(r.name, r.detail) for r in results if not r.passed]
+
+
+def test_an_extraction_window_is_checked():
+    for bad in (-1.0, 0.001):
+        with pytest.raises(MelbenchError, match=f"extract_window_s: expected 0 or at least one frame \\(0.01 s\\), "
+                                                f"got {bad:g}"):
+            load_upstream("tera", {"random_init": True, "preset": "tiny", "extract_window_s": bad})
+
+    # s3prl cuts long inputs the same way by its `task.sequence_length`, which `to-s3prl` writes
+    model = load_upstream("tera", {"random_init": True, "preset": "tiny", "extract_window_s": 0.5}).model
+    assert to_s3prl(model, "tera")["Upstream_Config"]["task"]["sequence_length"] == 50
+
+@pytest.mark.parametrize("name", SSL_UPSTREAMS)
 def test_load_without_checkpoint_refuses_untrained_model(name):
     with pytest.raises(MelbenchError, match="melbench pretrain"):
         load_upstream(name, {"preset": "tiny"})

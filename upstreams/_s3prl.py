@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from benchmark.errors import MelbenchError
+from benchmark.logmel import MelConfig
 from upstreams._s3prl_frontends import s3prl_frontend
 
 
@@ -251,7 +252,8 @@ def transformer_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
     head = {f"{theirs}.{p}": state[f"{ours}.{p}"] for ours, theirs in HEAD_KEYS.items() for p in ("weight", "bias")}
     return {"Transformer": transformer, "SpecHead": head, "Config": {},
             "Upstream_Config": {"transformer": {**s3prl_config(config), "input_dim": config.n_mels},
-                                "task": {"sequence_length": 0}}}
+                                # s3prl cuts long inputs as `extract_window_s` does, on the same 100 Hz frames
+                                "task": {"sequence_length": round(config.extract_window_s * MelConfig().frame_rate)}}}
 
 
 GRU_PARAMS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from benchmark.check import MAX_BATCH_TOLERANCE
 from benchmark.config import build_config
@@ -52,6 +53,10 @@ class TrainFields:
     grad_clip: float = 1.0
     batch_size: int = 8
     crop_s: float = 3.0  # training segments are random crops of this length
+    # extraction feeds the model at most this many seconds of a clip at once: a longer clip goes
+    # through it in equal chunks, each on its own (s3prl's `task.sequence_length`, which
+    # `to-s3prl` writes from it); 0: the whole clip (up to `SSLUpstream.max_input_s`)
+    extract_window_s: float = 0.0
     n_mels: int = 80
     train_seed: int = 0  # weights, data order and masks are pure functions of (train_seed, step, rank)
 
@@ -89,7 +94,9 @@ class SSLSpec:
         if preset not in self.presets:
             raise MelbenchError(f"{self.name}: unknown preset {preset!r}; known: {', '.join(self.presets)}")
         merged = {**dataclasses.asdict(self.presets[preset]), **(overrides or {})}
-        return build_config(self.config_cls, merged, what=f"{self.name} option")
+        config = build_config(self.config_cls, merged, what=f"{self.name} option")
+        window_frames(config, f"{self.name} option")  # a bad window stops `pretrain` before it trains
+        return config
 
     def recorded_config(self, fields: dict[str, Any], where: str) -> Any:
         """The config a checkpoint was pretrained with, from the fields its record holds.
@@ -212,20 +219,51 @@ class SSLUpstream(Upstream):
     def _hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
         if self.sequence_length and int(frames.max()) > self.sequence_length:
             return self._chunked_hidden_states(mel, frames)
+        return self._model_states(mel, frames)
+
+    def _model_states(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
         # autocast around the model only: the front-end's filterbank product stays float32
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return self.model.hidden_states(mel, frames)
 
     def _chunked_hidden_states(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
-        """s3prl's cut of long inputs, clip by clip (a batch's padding never moves a cut)."""
-        clips = []
+        """s3prl's cut of long inputs: each clip's frames in `ceil(frames / sequence_length)`
+        equal chunks (`torch.chunk`, so a batch's padding never moves a cut), every chunk of the
+        batch through the model at once as one padded batch (padding never changes a chunk's
+        states), and each clip's chunks joined again."""
+        chunks, per_clip = [], []
         for b in range(mel.shape[0]):
-            x = mel[b : b + 1, : int(frames[b])]  # (1, T_b, F)
-            parts = torch.chunk(x, math.ceil(x.shape[1] / self.sequence_length), dim=1) \
-                if x.shape[1] > self.sequence_length else (x,)
-            hidden = [self._hidden_states(p, torch.tensor([p.shape[1]], device=mel.device)) for p in parts]
-            clips.append([torch.cat(layer, dim=1)[0] for layer in zip(*hidden)])  # layers x (T_b, D)
-        return [torch.nn.utils.rnn.pad_sequence(layer, batch_first=True) for layer in zip(*clips)]  # (B, T, D) each
+            x = mel[b, : int(frames[b])]  # (T_b, F)
+            parts = torch.chunk(x, math.ceil(x.shape[0] / self.sequence_length), dim=0)
+            chunks += parts
+            per_clip.append(len(parts))
+        lengths = torch.tensor([len(c) for c in chunks], device=mel.device)
+        hidden = self._model_states(pad_sequence(chunks, batch_first=True), lengths)  # layers x (chunks, T', D)
+        starts = [sum(per_clip[:b]) for b in range(len(per_clip))]  # each clip's first chunk
+        out = []
+        for h in hidden:
+            rows = [h[i, : int(n)] for i, n in enumerate(lengths)]  # (T_chunk, D) each
+            clips = [torch.cat(rows[start : start + n]) for start, n in zip(starts, per_clip)]  # (T_b, D) each
+            out.append(pad_sequence(clips, batch_first=True))  # (B, T, D)
+        return out
+
+
+def window_frames(config: TrainFields, where: str) -> int:
+    """The extraction window of a config (`extract_window_s`) in log-Mel frames; 0: no cut.
+
+    Args:
+        config: an SSL config.
+        where: what the config came from, for errors.
+
+    Returns:
+        `SSLUpstream`'s `sequence_length`.
+    """
+    window_s = config.extract_window_s
+    frames = round(window_s * MelConfig().frame_rate)
+    if window_s < 0 or (window_s > 0 and frames < 1):
+        raise MelbenchError(f"{where}: extract_window_s: expected 0 or at least one frame "
+                            f"({1 / MelConfig().frame_rate:g} s), got {window_s:g}")
+    return frames
 
 
 def load_ssl(
@@ -270,8 +308,10 @@ def load_ssl(
         if checkpoint is not None:
             raise MelbenchError(f"{spec.name}: give either checkpoint or random_init, not both")
         torch.manual_seed(seed)
-        model = spec.model_cls(spec.config(preset, overrides))
-        upstream = SSLUpstream(model, layer, device, precision=precision)
+        config = spec.config(preset, overrides)
+        model = spec.model_cls(config)
+        upstream = SSLUpstream(model, layer, device, precision=precision,
+                               sequence_length=window_frames(config, f"{spec.name} option"))
         upstream.provenance = {"random_init": True, "preset": preset, "params": count_parameters(model)}
         return upstream
     if overrides:
@@ -294,7 +334,8 @@ def load_ssl(
     config, state, record = read_checkpoint(spec, folder)
     model = spec.model_cls(config)
     model.load_state_dict(state)
-    upstream = SSLUpstream(model, layer, device, precision=precision)
+    upstream = SSLUpstream(model, layer, device, precision=precision,
+                           sequence_length=window_frames(config, str(folder / CONFIG_FILE)))
     upstream.provenance = checkpoint_provenance(record, count_parameters(model))
     return upstream
 
