@@ -111,6 +111,7 @@ def test_an_extraction_window_is_checked():
     model = load_upstream("tera", {"random_init": True, "preset": "tiny", "extract_window_s": 0.5}).model
     assert to_s3prl(model, "tera")["Upstream_Config"]["task"]["sequence_length"] == 50
 
+
 @pytest.mark.parametrize("name", SSL_UPSTREAMS)
 def test_load_without_checkpoint_refuses_untrained_model(name):
     with pytest.raises(MelbenchError, match="melbench pretrain"):

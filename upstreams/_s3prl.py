@@ -170,8 +170,9 @@ def transformer_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, 
         spec: the melbench upstream's `SSLSpec`.
 
     Returns:
-        (config, state dict with identity input statistics, the checkpoint's `audio` section,
-        its `task.sequence_length`).
+        (config, state dict with identity input statistics, the checkpoint's `audio` section); the
+        config's `extract_window_s` is the checkpoint's `task.sequence_length` (s3prl's cut of long
+        inputs, in 100 Hz frames).
     """
     states = load_s3prl_file(path)
     # legacy checkpoints keep the upstream config under `Config`, newer ones under `Upstream_Config`
@@ -185,11 +186,12 @@ def transformer_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, 
                             f"{t.get('pre_layer_norm')} hidden_act={t.get('hidden_act')}")
     weights = {k.replace("gamma", "weight").replace("beta", "bias"): v for k, v in states["Transformer"].items()}
     n_mels = int(weights["input_representations.spec_transform.weight"].shape[1])
+    sequence_length = int((upstream_config.get("task") or {}).get("sequence_length") or 0)
     config = spec.config("base", {
         "hidden": int(t["hidden_size"]), "heads": int(t["num_attention_heads"]), "ffn": int(t["intermediate_size"]),
         "layers": int(t["num_hidden_layers"]), "dropout": float(t["hidden_dropout_prob"]),
         "share_weights": bool(t.get("share_layer", False)), "layer_norm_eps": float(t["layer_norm_eps"]),
-        "n_mels": n_mels,
+        "n_mels": n_mels, "extract_window_s": sequence_length / MelConfig().frame_rate,
     })
     state: dict[str, torch.Tensor] = {"mel_mean": torch.zeros(n_mels), "mel_std": torch.ones(n_mels)}
     for ours, theirs in EDGE_KEYS.items():
@@ -209,8 +211,7 @@ def transformer_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, 
     if "audio" not in upstream_config:
         raise MelbenchError(f"{path}: the checkpoint names no front-end (Upstream_Config.audio); melbench "
                             "reads s3prl checkpoints with on-the-fly features")
-    sequence_length = int((upstream_config.get("task") or {}).get("sequence_length") or 0)
-    return config, state, upstream_config["audio"], sequence_length
+    return config, state, upstream_config["audio"]
 
 
 def transformer_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
@@ -266,7 +267,8 @@ def apc_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, torch.Te
     melbench's off; its Kaldi filterbank settings become a `KaldiFrontend` audio section.
 
     Returns:
-        (config, state dict with identity input statistics, the audio section, 0).
+        (config, state dict with identity input statistics, the audio section); s3prl never cuts
+        a GRU's input, so `extract_window_s` stays 0.
     """
     states = load_s3prl_file(path)
     try:
@@ -293,7 +295,7 @@ def apc_from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, torch.Te
             state[f"grus.{i}.{p}"] = weights[f"rnn_layers.{i}.{p}"]
     fbank = {"num_mel_bins": n_mels, "window_type": "hamming", **audio}  # s3prl's APC uses Hamming windows
     audio = {"kaldi": {"feat_type": "fbank", "fbank": fbank}, "delta": {"order": 0}, "cmvn": {"use_cmvn": cmvn}}
-    return config, state, audio, 0  # a GRU: s3prl never cuts its input
+    return config, state, audio
 
 
 def apc_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
@@ -318,17 +320,17 @@ def apc_to_s3prl(model: torch.nn.Module) -> dict[str, Any]:
     return {"config": {"model": {"paras": paras}}, "model": weights}
 
 
-def from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, torch.Tensor], torch.nn.Module, int]:
-    """Config, weights, front-end and `sequence_length` (0: none) of a melbench model from an
-    s3prl checkpoint of its family."""
+def from_s3prl(path: str | Path, spec: Any) -> tuple[Any, dict[str, torch.Tensor], torch.nn.Module]:
+    """Config (its `extract_window_s` from the checkpoint's `task.sequence_length`), weights and
+    front-end of a melbench model from an s3prl checkpoint of its family."""
     if spec.name not in S3PRL_FAMILIES:
         raise MelbenchError(f"{path}: melbench reads s3prl checkpoints for {', '.join(S3PRL_FAMILIES)}, not {spec.name}")
     read = apc_from_s3prl if spec.name == "apc" else transformer_from_s3prl
     try:
-        config, state, audio, sequence_length = read(path, spec)
+        config, state, audio = read(path, spec)
     except KeyError as err:  # a weight or setting its config calls for is not in the file
         raise MelbenchError(f"{path}: the checkpoint lacks {err.args[0]!r}, which its config calls for") from None
-    return config, state, s3prl_frontend(audio, where=str(path)), sequence_length
+    return config, state, s3prl_frontend(audio, where=str(path))
 
 
 def to_s3prl(model: torch.nn.Module, name: str) -> dict[str, Any]:

@@ -54,8 +54,8 @@ class TrainFields:
     batch_size: int = 8
     crop_s: float = 3.0  # training segments are random crops of this length
     # extraction feeds the model at most this many seconds of a clip at once: a longer clip goes
-    # through it in equal chunks, each on its own (s3prl's `task.sequence_length`, which
-    # `to-s3prl` writes from it); 0: the whole clip (up to `SSLUpstream.max_input_s`)
+    # through it in equal chunks, each on its own (s3prl's `task.sequence_length`, read from and
+    # written to s3prl checkpoints); 0: the whole clip (up to `SSLUpstream.max_input_s`)
     extract_window_s: float = 0.0
     n_mels: int = 80
     train_seed: int = 0  # weights, data order and masks are pure functions of (train_seed, step, rank)
@@ -344,7 +344,7 @@ def _load_s3prl(spec: SSLSpec, path: Path, layer: int, device: str, precision: s
     """An SSL upstream from an s3prl checkpoint file, on s3prl's own front-end."""
     from upstreams._s3prl import from_s3prl
 
-    config, state, frontend, sequence_length = from_s3prl(path, spec)
+    config, state, frontend = from_s3prl(path, spec)
     model = spec.model_cls(config)
     for name, tensor in model.state_dict().items():
         if name in state and state[name].shape != tensor.shape:
@@ -356,7 +356,7 @@ def _load_s3prl(spec: SSLSpec, path: Path, layer: int, device: str, precision: s
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("head.") for k in missing):  # the head is unused by extraction
         raise MelbenchError(f"{path}: s3prl weights do not fit {spec.name} (missing {missing}, unexpected {unexpected})")
-    upstream = SSLUpstream(model, layer, device, frontend, precision, sequence_length)
+    upstream = SSLUpstream(model, layer, device, frontend, precision, window_frames(config, str(path)))
     upstream.provenance = {"s3prl_checkpoint": str(path), "params": count_parameters(model)}
     return upstream
 
