@@ -15,9 +15,15 @@ layers learned with its head (SUPERB's weighting), is what melbench used before:
 batch by L-BFGS its weights settle on one layer (over 90% of the weighted probes of the kept
 runs put more than 0.95 on a single layer), the one that fits the labelled rows best, which on
 validation was often not the best layer (docs/probes.md).
+
+A linear probe small enough for one thread (`one_thread_if_small`) walks its layers' paths side
+by side, one per core: each path is a short L-BFGS run whose matmuls release the GIL, and a
+path's result does not depend on the others, so the selection is the same, only sooner.
 """
 
 import copy
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
@@ -29,6 +35,10 @@ from downstreams.probes import (
 )
 
 GRID_PATIENCE = 2  # weaker L2 strengths without a better validation score before the path stops
+# training floats (all layers) below which the layers' paths run one after another: a path
+# that small is bound by Python's per-step overhead, so threads gain nothing (docs/probes.md, "Speed")
+SIDE_BY_SIDE_MIN_FLOATS = 300_000
+_SEED_LOCK = threading.Lock()  # the global RNG: seeding and initialising a path's model is one step
 LAYER_CHOICES = ("validation", "weighted")  # tasks.yaml `layer_choice`
 
 # validation score of (labels, scores); higher is better (the task's headline metric)
@@ -105,6 +115,7 @@ def select_probe(
     grid: ProbeGrid,
     score_fn: ScoreFn,
     seed: int,
+    side_by_side: bool = True,
 ) -> Selection:
     """Fit a probe at every grid point and keep the one that scores best on validation.
 
@@ -120,6 +131,8 @@ def select_probe(
         grid: the candidates.
         score_fn: validation score (higher is better).
         seed: initialisation and shuffling seed.
+        side_by_side: walk the layers' paths in threads where that pays (False: one after
+            another, the reference `melbench bench` times it against; the result is the same).
 
     Returns:
         The selection; `config.layer` is the layer read (None for the weighted sum), and each
@@ -137,13 +150,22 @@ def select_probe(
     threads = one_thread_if_small(x_train)
     try:
         data = Standardised(x_train, x_valid)
-        curve, best = [], None
-        for layer in layers:
+
+        def walk(layer: int | None) -> tuple[list[dict], tuple]:
             # a layer alone is fitted on its own contiguous rows, so the passes over the rows
             # cost one layer's floats, not all of them
             part = data if layer is None else data.only_layer(layer)
             path_config = replace(config, layer=None if layer is None else 0)
-            points, found = _walk(part, y_train, y_valid, n_classes, multilabel, path_config, grid, score_fn, seed)
+            return _walk(part, y_train, y_valid, n_classes, multilabel, path_config, grid, score_fn, seed)
+
+        workers = _side_by_side(threads, config, len(layers), x_train) if side_by_side else 1
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                walks = list(pool.map(walk, layers))  # in layer order, as one after another
+        else:
+            walks = [walk(layer) for layer in layers]
+        curve, best = [], None
+        for layer, (points, found) in zip(layers, walks):
             for point in points:
                 curve.append({**point, "layer": layer} if len(layers) > 1 else point)
             if best is None or found[0] > best[0]:  # strict: on a tie the lower layer stays
@@ -159,12 +181,24 @@ def select_probe(
             torch.set_num_threads(threads)
 
 
+def _side_by_side(threads: int | None, config: ProbeConfig, n_paths: int, x_train: np.ndarray) -> int:
+    """How many layer paths to walk at once: one per core torch had (`threads`, the count
+    `one_thread_if_small` saved) for a linear probe on one thread with several layers and at
+    least `SIDE_BY_SIDE_MIN_FLOATS`; else 1. Larger probes keep torch's threads inside each
+    matmul (their result depends on the thread count), and the MLP's dropout draws from the
+    global generator, which paths side by side would share."""
+    if threads is None or config.kind != "linear" or n_paths < 2 or x_train.size < SIDE_BY_SIDE_MIN_FLOATS:
+        return 1
+    return min(threads, n_paths)
+
+
 def _walk(data: Standardised, y_train: np.ndarray, y_valid: np.ndarray, n_classes: int, multilabel: bool,
           config: ProbeConfig, grid: ProbeGrid, score_fn: ScoreFn, seed: int) -> tuple[list[dict], tuple]:
     """The grid for one reading of the layers: curve points, and the best point's
     `(rank, config, state, epochs, valid_loss)` (rank = (validation score, -validation loss))."""
-    torch.manual_seed(seed)
-    model = Probe(data.train.shape[1], data.train.shape[2], n_classes, config)
+    with _SEED_LOCK:
+        torch.manual_seed(seed)
+        model = Probe(data.train.shape[1], data.train.shape[2], n_classes, config)
     points = [(lr, l2) for lr in (grid.lr if config.kind == "mlp" else (config.lr,))
               for l2 in sorted(grid.l2, reverse=True)]
     xt, yt = torch.from_numpy(data.train), target(y_train, multilabel)

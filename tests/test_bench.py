@@ -38,6 +38,9 @@ def test_bench_quick_writes_the_ratios(tmp_path: Path, capsys: pytest.CaptureFix
     printed = capsys.readouterr().out
     assert "ratio vs s3prl" in printed and "probes of one task" in printed
     assert record["probe_cache_ratio"] > 1  # the cache beats re-extraction on every epoch
+    paths = record["probe_paths"]  # the layers' paths side by side change the time, not the choice
+    assert paths["same_selection"] is True and record["probe_paths_ratio"] == paths["ratio"] > 0
+    assert paths["one_after_another"]["repeats"] == 2 and "paths side by side" in printed
     for key in ("pretrain_ratio_vs_s3prl", "extract_ratio_vs_s3prl"):
         if record["s3prl_installed"]:
             assert record[key] > 0

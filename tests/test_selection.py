@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from _scripts import load_script
 from benchmark.cli import main
@@ -16,6 +17,7 @@ from benchmark.registry import load_upstream
 from benchmark.runs import read_runs
 from benchmark.tasks import load_tasks
 from downstreams.probes import ProbeConfig
+from downstreams import selection
 from downstreams.selection import ProbeGrid, select_probe
 
 GRID = ProbeGrid(l2=(1e-4, 1e-2, 1.0, 100.0))
@@ -68,6 +70,45 @@ def test_selection_is_deterministic() -> None:
     a = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
     b = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
     assert a.curve == b.curve and np.array_equal(a.probe.predict(xs), b.probe.predict(xs))
+
+
+def test_layer_paths_side_by_side_give_the_selection_of_one_after_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A linear probe on one thread walks its layers' paths in threads; the curve, the choice
+    and the fitted weights are those of the paths walked one after another."""
+    xt, yt, xv, yv, xs, _ = noisy_problem(2400)
+    # four layers (2400 x 4 x 64 floats, past the threshold), each its own: two threads take two each
+    noise = np.random.default_rng(1)
+    xt, xv, xs = (np.concatenate([x, x + noise.normal(0, 1, x.shape).astype(np.float32)], 1) for x in (xt, xv, xs))
+    pools = []
+
+    class CountedPool(selection.ThreadPoolExecutor):
+        def __init__(self, workers: int):
+            pools.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(selection, "ThreadPoolExecutor", CountedPool)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # as on two cores, whatever this machine has
+    try:
+        side = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0)
+        assert pools == [2] and torch.get_num_threads() == 2  # side by side, and the count restored
+        after = select_probe(xt, yt, xv, yv, 4, False, ProbeConfig(), GRID, score, seed=0, side_by_side=False)
+        assert pools == [2]  # one after another
+    finally:
+        torch.set_num_threads(threads)
+    assert side.curve == after.curve and {p["layer"] for p in side.curve} == {0, 1, 2, 3}
+    assert side.config == after.config and side.score == after.score
+    assert np.array_equal(side.probe.predict(xs), after.probe.predict(xs))
+
+
+def test_only_small_linear_probes_with_several_layers_walk_side_by_side() -> None:
+    big = np.zeros((1000, 3, 100), np.float32)  # 300,000 floats: the threshold
+    assert selection._side_by_side(2, ProbeConfig(), 3, big) == 2
+    assert selection._side_by_side(4, ProbeConfig(), 3, big) == 3  # never more threads than paths
+    assert selection._side_by_side(None, ProbeConfig(), 3, big) == 1  # large: torch's threads inside
+    assert selection._side_by_side(2, ProbeConfig(kind="mlp"), 3, big) == 1  # dropout's generator
+    assert selection._side_by_side(2, ProbeConfig(), 1, big) == 1
+    assert selection._side_by_side(2, ProbeConfig(), 3, big[:999]) == 1  # Python-bound: no gain
 
 
 def test_the_layer_is_chosen_on_validation_with_the_l2_strength() -> None:

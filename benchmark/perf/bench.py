@@ -5,6 +5,7 @@ what is compared side by side runs in interleaved rounds. Sections: pretraining 
 (melbench's reconstruction transformer vs s3prl's `TransformerModel` +
 `TransformerSpecPredictionHead` from the same config), extraction throughput (every discovered
 upstream, and s3prl's model), the probe phase from cached features vs re-extraction per epoch,
+a linear probe's layer choice with its layers' paths side by side vs one after another,
 scaling with clip length and batch size, on a GPU the model FLOPs utilisation of a pretraining
 step against the measured bf16 matmul rate, and last, on the CPU, the pretraining and
 extraction comparisons again with glibc's malloc kept off mmap.
@@ -28,7 +29,7 @@ from benchmark.perf.common import QUICK, BenchConfig, bench_options, rate, refer
 from benchmark.perf.models import (
     FRAME_RATE, fake_mel, malloc_without_mmap, matmul_peak_flops, melbench_pretrain_step, step_flops,
 )
-from benchmark.perf.probe import bench_probe_cache
+from benchmark.perf.probe import bench_probe_cache, bench_probe_paths
 from benchmark.registry import default_upstreams, load_module, load_upstream
 from benchmark.upstream import batch_extract
 
@@ -241,11 +242,13 @@ def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
     extract_bf16 = bench_extract_bf16(cfg, with_s3prl)
     with scratch_home():
         probe = bench_probe_cache(cfg)
+    paths = bench_probe_paths(cfg)
     record: dict[str, Any] = {
         "pretrain_ratio_vs_s3prl": _ratio(pretrain, "melbench", "s3prl", "audio_s_per_s"),
         "extract_ratio_vs_s3prl": _ratio_extract(extract),
         "extract_ratio_vs_s3prl_bf16": None if "skipped" in extract_bf16 else _ratio_extract(extract_bf16),
         "probe_cache_ratio": probe["ratio"],
+        "probe_paths_ratio": paths["ratio"],
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "s3prl_installed": with_s3prl,
         "reference": {"library": reference().library, "upstream": reference().upstream},
@@ -254,6 +257,7 @@ def run_bench(cfg: BenchConfig, quick: bool = False) -> dict[str, Any]:
         "extract": extract,
         "extract_bf16": extract_bf16,
         "probe": probe,
+        "probe_paths": paths,
         "scaling": bench_scaling(cfg),
     }
     # last: mallopt's settings are process-wide, and the other sections ran under the defaults

@@ -47,7 +47,13 @@ def format_table(record: dict[str, Any]) -> str:
               f"  from the cache        {probe['cached_s']:9.1f} s",
               f"  re-extracting/epoch   {probe['reextract_estimate_s']:9.1f} s (estimate: {probe['probe_epochs_total']} "
               f"epochs x measured extraction {probe['extract_epoch']['median_s']:.2f} s per full epoch)",
-              f"  ratio                 {probe['ratio']:.1f}x", "", "scaling (median s; batch 1 by length):"]
+              f"  ratio                 {probe['ratio']:.1f}x"]
+    paths = record["probe_paths"]
+    lines += ["", f"a linear probe's layer choice ({paths['train_rows']} x {paths['layers']} layers x {paths['dim']}, "
+              f"{len(paths['l2'])} L2 strengths, {paths['threads']} threads; same selection: {paths['same_selection']}):",
+              f"  paths side by side    {paths['side_by_side']['median_s']:9.2f} s",
+              f"  one after another     {paths['one_after_another']['median_s']:9.2f} s",
+              f"  ratio                 {paths['ratio']:.2f}x", "", "scaling (median s; batch 1 by length):"]
     for p in record["scaling"]["by_length"] + record["scaling"]["by_batch"]:
         lines.append(f"  batch {p['batch_size']:>3} x {p['clip_s']:5g} s: extract {p['extract']['median_s']:8.3f} s, "
                      f"pretraining step {p['pretrain_step']['median_s']:8.3f} s")
